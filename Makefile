@@ -1,0 +1,32 @@
+# cygno-pipeline — everything starts from here; only Python 3.11 is needed.
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: venv test demo bench lint clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is needed ($(PYTHON) not found)"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+test: venv
+	$(BIN)/python -m pytest -q
+
+demo: venv
+	$(BIN)/cygno demo
+
+bench: venv
+	$(BIN)/python -m pytest -q -m bench -s tests/benchmarks
+
+lint: venv
+	$(BIN)/ruff check cygno tests
+	$(BIN)/ruff format --check cygno tests
+
+clean:
+	rm -rf $(VENV) data .pytest_cache .ruff_cache

@@ -1,0 +1,31 @@
+"""The ``cygno`` command line: one Typer app, one module per command group."""
+
+from __future__ import annotations
+
+import importlib
+
+import typer
+
+app = typer.Typer(
+    name="cygno",
+    help="CYGNO data platform: simulate, inspect, reconstruct and operate.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+
+# Each module registers its commands on `app` when imported.
+_COMMAND_MODULES = ("simulate", "inspect", "catalog", "reco", "runner", "stack")
+
+
+def _register() -> None:
+    for name in _COMMAND_MODULES:
+        try:
+            importlib.import_module(f"cygno.cli.{name}")
+        except ModuleNotFoundError as error:
+            if error.name != f"cygno.cli.{name}":
+                raise
+
+
+def main() -> None:
+    _register()
+    app()

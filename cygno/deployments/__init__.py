@@ -1,0 +1,1 @@
+"""Triggers, schedules, workers, the event bridge and the local stack."""

@@ -1,0 +1,1 @@
+"""Run-level Prefect flows: composition of tasks only."""

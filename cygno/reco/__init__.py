@@ -1,0 +1,1 @@
+"""The reconstruction library: plain numpy + numba, no orchestration."""

@@ -1,0 +1,72 @@
+"""One settings object saying where data lives (environment prefix ``CYGNO_``).
+
+Every value has an embedded default, so a fresh checkout runs with no configuration:
+a ``file://`` object store, SQLite catalog and logbook, and a local tape directory,
+all under ``./data``. Secrets are ``SecretStr`` so they never appear in logs or reprs.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _data_dir() -> Path:
+    return Path(os.environ.get("CYGNO_DATA_DIR", "data")).resolve()
+
+
+class Settings(BaseSettings):
+    """Where the platform's data and services live."""
+
+    model_config = SettingsConfigDict(env_prefix="CYGNO_", extra="ignore")
+
+    data_dir: Path = Field(default_factory=_data_dir)
+    store_url: str = Field(
+        default_factory=lambda: (_data_dir() / "cygno-data").as_uri(),
+        description="Object store root: file:///… or s3://bucket",
+    )
+    s3_endpoint_url: str | None = None
+    s3_access_key_id: SecretStr | None = None
+    s3_secret_access_key: SecretStr | None = None
+    catalog_url: str = Field(
+        default_factory=lambda: f"sqlite:///{_data_dir() / 'catalog.db'}",
+    )
+    daqdb_url: str = Field(
+        default_factory=lambda: f"sqlite:///{_data_dir() / 'daq.db'}",
+    )
+    tape_url: str = Field(default_factory=lambda: (_data_dir() / "tape").as_uri())
+    tape_recall_seconds: float = 1.0
+    executor: Literal["local", "htcondor"] = "local"
+    workers: int = Field(default_factory=lambda: os.cpu_count() or 1)
+    chunk_events: int = 50
+    reco_config: str = "lngs"
+    bridge_host: str = "127.0.0.1"
+    bridge_port: int = 4300
+    bridge_token: SecretStr | None = None
+    public_url: str | None = Field(
+        default=None,
+        description="Address browsers use to reach the platform's HTTP app (plots)",
+    )
+
+    def storage_options(self) -> dict:
+        """fsspec options for the object store (credentials only when configured)."""
+        if not self.store_url.startswith("s3://"):
+            return {}
+        options: dict = {}
+        if self.s3_endpoint_url:
+            options["endpoint_url"] = self.s3_endpoint_url
+        if self.s3_access_key_id and self.s3_secret_access_key:
+            options["key"] = self.s3_access_key_id.get_secret_value()
+            options["secret"] = self.s3_secret_access_key.get_secret_value()
+        return options
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()

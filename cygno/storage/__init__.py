@@ -1,0 +1,1 @@
+"""Storage library: MIDAS files, checksums, object store, tape, catalog, DAQ logbook."""

@@ -1,0 +1,1 @@
+"""Prefect tasks: thin wrappers of reco/ and storage/ with their Prefect policy."""

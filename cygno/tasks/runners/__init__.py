@@ -1,0 +1,1 @@
+"""Task runners that send task function calls to batch systems."""

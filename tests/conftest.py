@@ -1,0 +1,99 @@
+"""Session fixtures shared by the whole suite: real services on 127.0.0.1.
+
+- ``s3_server``: moto's standalone S3 server in a thread, reached through s3fs.
+- ``db_url``: parametrised over SQLite (always), MariaDB and PostgreSQL (when
+  ``CYGNO_TEST_MARIADB_URL`` / ``CYGNO_TEST_POSTGRES_URL`` are set, as CI does); each
+  test gets a freshly created, uniquely named database that is dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+import sqlalchemy as sa
+
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("NUMBA_CACHE_DIR", os.path.join(os.getcwd(), ".pytest_cache", "numba"))
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass(frozen=True)
+class S3Server:
+    endpoint_url: str
+    key: str = "testing"
+    secret: str = "testing"
+
+    def storage_options(self) -> dict:
+        return {"endpoint_url": self.endpoint_url, "key": self.key, "secret": self.secret}
+
+    def new_bucket(self) -> str:
+        """Create a bucket with a unique name, so tests never see each other's objects."""
+        import boto3
+
+        name = f"test-{uuid.uuid4().hex[:12]}"
+        client = boto3.client(
+            "s3",
+            endpoint_url=self.endpoint_url,
+            aws_access_key_id=self.key,
+            aws_secret_access_key=self.secret,
+            region_name="us-east-1",
+        )
+        client.create_bucket(Bucket=name)
+        return name
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    from moto.server import ThreadedMotoServer
+
+    port = _free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
+    server.start()
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    try:
+        yield S3Server(endpoint_url=f"http://127.0.0.1:{port}")
+    finally:
+        server.stop()
+
+
+def _server_url(backend: str) -> str | None:
+    return os.environ.get(f"CYGNO_TEST_{backend.upper()}_URL")
+
+
+@pytest.fixture(params=["sqlite", "mariadb", "postgres"])
+def db_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:
+    """A URL to an empty database of each backend, dropped after the test."""
+    backend = request.param
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path / 'test.db'}"
+        return
+    base = _server_url(backend)
+    if not base:
+        pytest.skip(f"CYGNO_TEST_{backend.upper()}_URL is not set; CI sets it")
+    name = f"cygno_test_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f"CREATE DATABASE {name}"))
+    url = sa.engine.make_url(base).set(database=name).render_as_string(hide_password=False)
+    try:
+        yield url
+    finally:
+        sa.engine.create_engine(url).dispose()
+        with admin.connect() as conn:
+            if backend == "postgres":
+                conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            else:
+                conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name}"))
+        admin.dispose()
