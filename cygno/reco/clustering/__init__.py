@@ -1,0 +1,1 @@
+"""Grid-based neighbour search and DBSCAN kernels behind `cygno.reco.idbscan`."""

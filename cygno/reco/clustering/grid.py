@@ -1,0 +1,156 @@
+"""Neighbour search on the macro-pixel grid itself.
+
+Points are unique integer cells on a bounded grid, so a dense index grid plus a list of
+cell offsets (a cityblock diamond or a euclidean disk) finds every neighbour of a point in
+O(size of the neighbourhood), with no distance matrix and no tree. All kernels are numba
+compiled with `cache=True` so the first-call compile cost is paid once per machine.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+NOISE = -1
+# Temporary label for points removed from later passes (isolation, size cuts).
+EXCLUDED = -2
+
+
+def cityblock_offsets(radius: float) -> np.ndarray:
+    """(m, 2) int32 cell offsets with |dx| + |dy| <= radius (the point itself included)."""
+    r = int(np.floor(radius))
+    d = np.arange(-r, r + 1)
+    dx, dy = np.meshgrid(d, d, indexing="ij")
+    keep = np.abs(dx) + np.abs(dy) <= radius
+    return np.stack([dx[keep], dy[keep]], axis=1).astype(np.int32)
+
+
+def euclidean_offsets(radius: float, strict: bool = False) -> np.ndarray:
+    """(m, 2) int32 cell offsets with dx² + dy² <= radius² (or < when strict)."""
+    r = int(np.floor(radius))
+    d = np.arange(-r, r + 1)
+    dx, dy = np.meshgrid(d, d, indexing="ij")
+    d2 = dx * dx + dy * dy
+    keep = d2 < radius * radius if strict else d2 <= radius * radius
+    return np.stack([dx[keep], dy[keep]], axis=1).astype(np.int32)
+
+
+def index_grid(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Shift points to start at 0 and build the grid of point indices (-1 = empty cell)."""
+    local = (points - points.min(axis=0)).astype(np.int32)
+    grid = np.full(tuple(local.max(axis=0) + 1), -1, dtype=np.int32)
+    grid[local[:, 0], local[:, 1]] = np.arange(len(points), dtype=np.int32)
+    return local, grid
+
+
+@njit(cache=True)
+def weighted_counts(grid, pts, weights, offsets):
+    """Sum of weights of all points within the neighbourhood of each point (itself included)."""
+    n = pts.shape[0]
+    nx, ny = grid.shape
+    out = np.zeros(n, dtype=np.int64)
+    for i in range(n):
+        px, py = pts[i, 0], pts[i, 1]
+        s = 0
+        for k in range(offsets.shape[0]):
+            x = px + offsets[k, 0]
+            y = py + offsets[k, 1]
+            if 0 <= x < nx and 0 <= y < ny:
+                j = grid[x, y]
+                if j >= 0:
+                    s += weights[j]
+        out[i] = s
+    return out
+
+
+@njit(cache=True)
+def expand(grid, pts, offsets, is_core, labels, start, label, expand_all, stack):
+    """Breadth-first DBSCAN expansion from `start` over points whose label is NOISE.
+
+    Core points (or every point when `expand_all`) pass the expansion on. Returns the
+    number of points that received `label`.
+    """
+    nx, ny = grid.shape
+    labels[start] = label
+    stack[0] = start
+    top = 1
+    count = 1
+    while top > 0:
+        top -= 1
+        i = stack[top]
+        if not (expand_all or is_core[i]):
+            continue
+        px, py = pts[i, 0], pts[i, 1]
+        for k in range(offsets.shape[0]):
+            x = px + offsets[k, 0]
+            y = py + offsets[k, 1]
+            if 0 <= x < nx and 0 <= y < ny:
+                j = grid[x, y]
+                if j >= 0 and labels[j] == NOISE:
+                    labels[j] = label
+                    stack[top] = j
+                    top += 1
+                    count += 1
+    return count
+
+
+@njit(cache=True)
+def dbscan(grid, pts, offsets, is_core, labels, first_label):
+    """Plain DBSCAN over the points still labelled NOISE; returns the next free label."""
+    stack = np.empty(pts.shape[0], dtype=np.int32)
+    label = first_label
+    for i in range(pts.shape[0]):
+        if labels[i] == NOISE and is_core[i]:
+            expand(grid, pts, offsets, is_core, labels, i, label, False, stack)
+            label += 1
+    return label
+
+
+@njit(cache=True)
+def grow_in_band(grid, pts, offsets, labels, label, in_band):
+    """Add band points (label NOISE) lying within `offsets` of the cluster, transitively.
+
+    Scans the neighbourhood of each candidate for a member (early exit) and repeats the
+    sweep until nothing changes, so chains of new members are followed. Returns the
+    number of points added.
+    """
+    nx, ny = grid.shape
+    cand = np.nonzero(in_band & (labels == NOISE))[0]
+    added = 0
+    changed = True
+    while changed:
+        changed = False
+        for c in range(cand.shape[0]):
+            i = cand[c]
+            if labels[i] != NOISE:
+                continue
+            px, py = pts[i, 0], pts[i, 1]
+            for k in range(offsets.shape[0]):
+                x = px + offsets[k, 0]
+                y = py + offsets[k, 1]
+                if 0 <= x < nx and 0 <= y < ny:
+                    j = grid[x, y]
+                    if j >= 0 and labels[j] == label:
+                        labels[i] = label
+                        added += 1
+                        changed = True
+                        break
+    return added
+
+
+@njit(cache=True)
+def mark_near(grid, pts, offsets, labels, target, n_target, mark):
+    """Relabel NOISE points with a neighbour whose label is in [0, n_target) to `mark`."""
+    nx, ny = grid.shape
+    for i in range(pts.shape[0]):
+        if labels[i] != NOISE:
+            continue
+        px, py = pts[i, 0], pts[i, 1]
+        for k in range(offsets.shape[0]):
+            x = px + offsets[k, 0]
+            y = py + offsets[k, 1]
+            if 0 <= x < nx and 0 <= y < ny:
+                j = grid[x, y]
+                if j >= 0 and target <= labels[j] < target + n_target:
+                    labels[i] = mark
+                    break
