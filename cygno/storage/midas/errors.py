@@ -1,0 +1,35 @@
+"""The one exception every MIDAS defect raises, and the record validate() collects."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+def _where(path: str | None, offset: int | None, serial: int | None) -> str:
+    serial_text = "?" if serial is None else str(serial)
+    offset_text = "?" if offset is None else str(offset)
+    return f"{path or '<stream>'}: byte offset {offset_text}, event serial {serial_text}"
+
+
+class MidasFormatError(ValueError):
+    """A MIDAS file breaks the format; says which file, where, which event and what."""
+
+    def __init__(self, path: str | None, offset: int | None, serial: int | None, reason: str):
+        self.path, self.offset, self.serial, self.reason = path, offset, serial, reason
+        super().__init__(f"{_where(path, offset, serial)}: {reason}")
+
+
+@dataclass(frozen=True)
+class Defect:
+    """One defect found by validate(); offsets are in the uncompressed event stream."""
+
+    offset: int | None
+    serial: int | None
+    reason: str
+    event_id: int | None = None
+
+    def __str__(self) -> str:
+        return f"{_where(None, self.offset, self.serial)}: {self.reason}"
+
+    def error(self, path: str | None) -> MidasFormatError:
+        return MidasFormatError(path, self.offset, self.serial, self.reason)
