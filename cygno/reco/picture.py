@@ -1,0 +1,287 @@
+"""The per-picture chain of RECONSTRUCTION.md steps 1–8 as numba kernels.
+
+Two kernels touch the data:
+
+* `fused_pass` walks the raw frame once, row by row, and does spark sum, saturation
+  guard (cimax), pedestal subtraction, zero suppression, acceptance, the 2×2 median
+  filter of the full-resolution ZS picture and both ×4 block means (ZS picture and its
+  median-filtered copy) in that single pass. The median needs the previous ZS row only,
+  so one row buffer replaces a full-resolution ZS image. It writes ``z`` (pedestal
+  subtracted, not zero-suppressed, as features need it) in working-picture orientation.
+* `neighbour_filter` + `select_points` work on the 576² macro-pixel pictures.
+
+Orientation: production's working picture is ``frame[:, ::-1]`` (x = frame row,
+y = width − 1 − frame column). The kernels read the frame with that index arithmetic,
+so no flipped copy is ever made; pedestal maps stay in frame orientation.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numba as nb
+import numpy as np
+
+
+@nb.njit(cache=True, nogil=True, fastmath=False)
+def _median4_upper(a, b, c, d):
+    """Third smallest of four values: what scipy's ``median_filter(size=2)`` returns."""
+    lo1 = min(a, b)
+    hi1 = max(a, b)
+    lo2 = min(c, d)
+    hi2 = max(c, d)
+    return max(min(hi1, hi2), max(lo1, lo2))
+
+
+@nb.njit(cache=True, nogil=True)
+def fused_pass(
+    frame,
+    ped_mean,
+    threshold,
+    cimax,
+    x_lo,
+    x_hi,
+    y_lo,
+    y_hi,
+    rebin,
+    z_out,
+    rb_out,
+    rbm_out,
+    row_prev,
+    row_cur,
+):
+    """One pass over a (H, W) uint16 frame; returns (raw_sum, zs_sum, zs_sumsq).
+
+    ``threshold`` = nsigma·sigma (frame orientation, float32). Acceptance is the
+    half-open rectangle [x_lo, x_hi) × [y_lo, y_hi) in working-picture coordinates.
+    Outputs: ``z_out`` (H, W) float32 picture orientation; ``rb_out`` / ``rbm_out``
+    (H//rebin, W//rebin) float32 block means of the ZS picture and of its 2×2 median.
+    ``row_prev`` / ``row_cur`` are float32 (W,) scratch rows.
+    """
+    h, w = frame.shape
+    nbx = rb_out.shape[0]
+    nby = rb_out.shape[1]
+    rb_out[:, :] = 0.0
+    rbm_out[:, :] = 0.0
+    raw_sum = np.int64(0)
+    zs_sum = 0.0
+    zs_sumsq = 0.0
+    for x in range(h):
+        bx = x // rebin
+        in_rows = x >= x_lo and x < x_hi
+        row_sum = np.int64(0)
+        for y in range(w):
+            c = w - 1 - y
+            raw = frame[x, c]
+            row_sum += raw
+            v = np.float32(raw)
+            if raw >= cimax:
+                v = np.float32(0.0)
+            zv = v - ped_mean[x, c]
+            z_out[x, y] = zv
+            s = np.float32(0.0)
+            if in_rows and y >= y_lo and y < y_hi and zv > threshold[x, c]:
+                s = zv
+            row_cur[y] = s
+        raw_sum += row_sum
+        if x == 0:
+            for y in range(w):
+                row_prev[y] = row_cur[y]
+        if bx < nbx:
+            # ZS sums (for cmos_* and weights) and the 2×2 median (window rows x-1..x,
+            # columns y-1..y, reflected at the picture edges as scipy does).
+            rs = 0.0
+            rss = 0.0
+            prev_c = row_cur[0]
+            prev_p = row_prev[0]
+            for y in range(w):
+                cur = row_cur[y]
+                pre = row_prev[y]
+                rs += cur
+                rss += cur * cur
+                med = _median4_upper(prev_p, pre, prev_c, cur)
+                by = y // rebin
+                if by < nby:
+                    rb_out[bx, by] += cur
+                    rbm_out[bx, by] += med
+                prev_c = cur
+                prev_p = pre
+            zs_sum += rs
+            zs_sumsq += rss
+        else:
+            for y in range(w):
+                cur = row_cur[y]
+                zs_sum += cur
+                zs_sumsq += cur * cur
+        # swap rows
+        for y in range(w):
+            row_prev[y] = row_cur[y]
+    inv = np.float32(1.0 / (rebin * rebin))
+    for i in range(nbx):
+        for j in range(nby):
+            rb_out[i, j] *= inv
+            rbm_out[i, j] *= inv
+    return raw_sum, zs_sum, zs_sumsq
+
+
+@nb.njit(cache=True, nogil=True)
+def neighbour_filter(img, border, max_deviation, min_neighbors_average, min_active, out):
+    """Step 7 on the macro-pixel picture (see RECONSTRUCTION.md); writes ``out``.
+
+    The border of ``border`` macro-pixels is zeroed first; every interior value is then
+    derived from the border-zeroed input (never from already filtered neighbours).
+    """
+    n0, n1 = img.shape
+    out[:, :] = 0.0
+    for i in range(border, n0 - border):
+        for j in range(border, n1 - border):
+            total = 0.0
+            active = 0
+            for di in range(-1, 2):
+                ii = i + di
+                inside_i = ii >= border and ii < n0 - border
+                for dj in range(-1, 2):
+                    jj = j + dj
+                    val = 0.0
+                    if inside_i and jj >= border and jj < n1 - border:
+                        val = img[ii, jj]
+                    if val != 0.0:
+                        active += 1
+                    if di != 0 or dj != 0:
+                        total += val
+            m = total / 8.0
+            v = img[i, j]
+            if abs(v - m) > max_deviation:
+                v = m
+            if m < min_neighbors_average:
+                v = 0.0
+            if active < min_active:
+                v = 0.0
+            out[i, j] = v
+
+
+@nb.njit(cache=True, nogil=True)
+def select_points(filtered, rb):
+    """Step 8: macro-pixels with round(v) ≠ 0, in row-major order, and their weights.
+
+    Returns (points (n, 2) int32 [x, y], weights (n,) int64 = max(1, int(rb))).
+    round() is half-to-even as numpy's, so round(v) ≠ 0 ⇔ |v| > 0.5.
+    """
+    n0, n1 = filtered.shape
+    count = 0
+    for i in range(n0):
+        for j in range(n1):
+            if abs(filtered[i, j]) > 0.5:
+                count += 1
+    points = np.empty((count, 2), np.int32)
+    weights = np.empty(count, np.int64)
+    k = 0
+    for i in range(n0):
+        for j in range(n1):
+            if abs(filtered[i, j]) > 0.5:
+                points[k, 0] = i
+                points[k, 1] = j
+                wv = np.int64(rb[i, j])
+                weights[k] = wv if wv >= 1 else 1
+                k += 1
+    return points, weights
+
+
+@dataclass
+class Workspace:
+    """Buffers reused from picture to picture (one per worker, never shared)."""
+
+    z: np.ndarray
+    rb: np.ndarray
+    rbm: np.ndarray
+    filtered: np.ndarray
+    row_prev: np.ndarray
+    row_cur: np.ndarray
+
+    @classmethod
+    def for_shape(cls, shape: tuple[int, int], rebin: int) -> Workspace:
+        h, w = shape
+        macro = (h // rebin, w // rebin)
+        return cls(
+            z=np.empty((h, w), np.float32),
+            rb=np.empty(macro, np.float32),
+            rbm=np.empty(macro, np.float32),
+            filtered=np.empty(macro, np.float32),
+            row_prev=np.empty(w, np.float32),
+            row_cur=np.empty(w, np.float32),
+        )
+
+    def fits(self, shape: tuple[int, int]) -> bool:
+        return self.z.shape == tuple(shape)
+
+
+def spark_limit(n_pixels: int, per_pixel: float, offset: float) -> float:
+    """The spark-veto threshold on the raw sum: per_pixel·Npixels + offset."""
+    return per_pixel * n_pixels + offset
+
+
+@dataclass(frozen=True)
+class ChainParams:
+    """Plain numbers the kernels need (taken from RecoConfig by the driver)."""
+
+    cimax: int = 5000
+    acceptance: tuple[int, int, int, int] = (304, 2054, 0, 1 << 20)  # x_lo, x_hi, y_lo, y_hi
+    rebin: int = 4
+    median: bool = True
+    border: int = 2
+    max_deviation: float = 10.0
+    min_neighbors_average: float = 1.2
+    min_active: int = 3
+    spark_per_pixel: float = 200.0
+    spark_offset: float = 9.0e6
+
+
+@dataclass
+class PictureSteps:
+    """Result of steps 1–8 for one picture (arrays live in the workspace)."""
+
+    vetoed: bool
+    raw_sum: int
+    cmos_integral: float
+    cmos_mean: float
+    cmos_rms: float
+    points: np.ndarray
+    weights: np.ndarray
+    t_pass: float
+    t_noise: float
+
+
+def process(
+    frame: np.ndarray,
+    ped_mean: np.ndarray,
+    threshold: np.ndarray,
+    params: ChainParams,
+    ws: Workspace,
+) -> PictureSteps:
+    """Steps 1–8 on one frame; z, rb, rbm and filtered are left in ``ws``."""
+    h, w = frame.shape
+    x_lo, x_hi, y_lo, y_hi = params.acceptance
+    t0 = time.perf_counter()
+    raw_sum, zs_sum, zs_sumsq = fused_pass(
+        frame, ped_mean, threshold, params.cimax,
+        max(x_lo, 0), min(x_hi, h), max(y_lo, 0), min(y_hi, w),
+        params.rebin, ws.z, ws.rb, ws.rbm, ws.row_prev, ws.row_cur,
+    )  # fmt: skip
+    t1 = time.perf_counter()
+    n = h * w
+    mean = zs_sum / n
+    rms = float(np.sqrt(max(zs_sumsq / n - mean * mean, 0.0)))
+    if raw_sum > spark_limit(n, params.spark_per_pixel, params.spark_offset):
+        empty = np.empty((0, 2), np.int32)
+        return PictureSteps(True, int(raw_sum), zs_sum, mean, rms, empty,
+                            np.empty(0, np.int64), t1 - t0, 0.0)  # fmt: skip
+    source = ws.rbm if params.median else ws.rb
+    neighbour_filter(
+        source, params.border, params.max_deviation, params.min_neighbors_average,
+        params.min_active, ws.filtered,
+    )  # fmt: skip
+    points, weights = select_points(ws.filtered, ws.rb)
+    t2 = time.perf_counter()
+    return PictureSteps(False, int(raw_sum), zs_sum, mean, rms, points, weights,
+                        t1 - t0, t2 - t1)  # fmt: skip

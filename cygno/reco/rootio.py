@@ -1,0 +1,252 @@
+"""ROOT output: a TTree `Events` (ROOT 6 and uproot read it) plus a `Reco_params` record.
+
+Per-cluster branches are written as one awkward record ``sc`` so they share a single
+counter branch, renamed to production's ``nSc``; uproot names the fields ``sc_<name>``.
+`Reco_params` is both a one-entry TTree of the numeric parameters (easy to Scan in
+ROOT) and a TObjString ``Reco_params_json`` holding everything (strings included:
+reco version, input URI and its adler32). Files appear atomically: written under a
+temporary name in the target directory, then renamed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import awkward as ak
+import numpy as np
+import uproot
+
+TREE = "Events"
+PARAMS_TREE = "Reco_params"
+PARAMS_JSON = "Reco_params_json"
+COUNTER = "nSc"
+
+EVENT_BRANCHES: dict[str, str] = {
+    "run": "int32",
+    "event": "int32",
+    "pedestal_run": "int32",
+    "cmos_integral": "float64",
+    "cmos_mean": "float64",
+    "cmos_rms": "float64",
+    "lp_len": "int32",
+    "t_pedsub": "float32",
+    "t_zerosup": "float32",
+    "t_rebin": "float32",
+    "t_noisered": "float32",
+    "t_DBSCAN": "float32",
+    "t_variables": "float32",
+}
+
+_INT = ("sc_size", "sc_nhits", "sc_xmin", "sc_xmax", "sc_ymin", "sc_ymax", "sc_tracklike")
+_FLOAT = [
+    "sc_integral",
+    "sc_rms",
+    "sc_xmean",
+    "sc_ymean",
+    "sc_theta",
+    "sc_length",
+    "sc_width",
+    "sc_longrms",
+    "sc_latrms",
+    "sc_lgaussamp",
+    "sc_lgaussmean",
+    "sc_lgausssigma",
+    "sc_lgausschi2",
+    "sc_lgaussstatus",
+    "sc_tgaussamp",
+    "sc_tgaussmean",
+    "sc_tgausssigma",
+    "sc_tgausschi2",
+    "sc_tgaussstatus",
+    "sc_lp0amplitude",
+    "sc_lp0prominence",
+    "sc_lp0mean",
+    "sc_lp0fwhm",
+    "sc_tp0fwhm",
+    "sc_energy",
+]
+CLUSTER_BRANCHES: dict[str, str] = {
+    **{name: "int32" for name in _INT},
+    **{name: "float32" for name in _FLOAT},
+}
+
+
+def _tmp_name(path: Path) -> Path:
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+
+
+def _flat_params(tree: Mapping[str, Any], prefix: str = "") -> dict[str, np.ndarray]:
+    """Numeric leaves of a nested dict as one-entry arrays named section_key."""
+    out: dict[str, np.ndarray] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(_flat_params(value, name + "_"))
+        elif isinstance(value, bool):
+            out[name] = np.array([int(value)], np.int32)
+        elif isinstance(value, int):
+            out[name] = np.array([value], np.int64)
+        elif isinstance(value, float):
+            out[name] = np.array([value], np.float64)
+        elif (
+            isinstance(value, list | tuple)
+            and value
+            and all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
+        ):
+            for i, v in enumerate(value):
+                out[f"{name}_{i}"] = np.array([v], np.float64)
+    return out
+
+
+def _cluster_record(clusters: Sequence[Mapping[str, np.ndarray]], fields: Mapping[str, str]):
+    counts = np.array([len(c[next(iter(fields))]) if c else 0 for c in clusters], np.int64)
+    contents = {}
+    for name, dtype in fields.items():
+        parts = [np.asarray(c[name], dtype=dtype) for c in clusters if c and len(c[name])]
+        flat = np.concatenate(parts) if parts else np.zeros(0, dtype)
+        contents[name[len("sc_") :]] = ak.unflatten(flat, counts)
+    return ak.zip(contents, depth_limit=None)
+
+
+class RecoWriter:
+    """Batched writer of one reco file; use as a context manager (commits on success)."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        params: Mapping[str, Any],
+        cluster_fields: Mapping[str, str] = CLUSTER_BRANCHES,
+    ):
+        self.path = Path(path)
+        self.params = dict(params)
+        self.cluster_fields = dict(cluster_fields)
+        self._tmp = _tmp_name(self.path)
+        self._file = uproot.recreate(self._tmp)
+        record = ", ".join(f"{n[len('sc_') :]}: {t}" for n, t in self.cluster_fields.items())
+        types = {**EVENT_BRANCHES, "sc": f"var * {{{record}}}"}
+        self._tree = self._file.mktree(TREE, types, counter_name=lambda _: COUNTER)
+        self.entries = 0
+
+    def extend(
+        self,
+        events: Sequence[Mapping[str, Any]],
+        clusters: Sequence[Mapping[str, np.ndarray]],
+    ) -> None:
+        """Append pictures: per-event scalars and per-cluster arrays (same order)."""
+        if not events:
+            return
+        if len(events) != len(clusters):
+            raise ValueError("events and clusters must have the same length")
+        data: dict[str, Any] = {
+            name: np.array([e[name] for e in events], dtype=dtype)
+            for name, dtype in EVENT_BRANCHES.items()
+        }
+        data["sc"] = _cluster_record(clusters, self.cluster_fields)
+        self.extend_arrays(data)
+
+    def extend_arrays(self, data: Mapping[str, Any]) -> None:
+        """Append columns: EVENT_BRANCHES arrays and the jagged record ``sc``."""
+        n = len(data["run"])
+        if n:
+            self._tree.extend(dict(data))
+            self.entries += n
+
+    def _write_params(self) -> None:
+        self._file[PARAMS_JSON] = json.dumps(self.params, sort_keys=True, default=str)
+        flat = _flat_params(self.params)
+        if flat:
+            tree = self._file.mktree(PARAMS_TREE, {k: v.dtype for k, v in flat.items()})
+            tree.extend(flat)
+
+    def close(self) -> Path:
+        self._write_params()
+        self._file.close()
+        os.replace(self._tmp, self.path)
+        return self.path
+
+    def abort(self) -> None:
+        self._file.close()
+        self._tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> RecoWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def read_params(path: str | os.PathLike) -> dict[str, Any]:
+    with uproot.open(path) as f:
+        return json.loads(str(f[PARAMS_JSON]))
+
+
+def _chunk_arrays(
+    path: str | os.PathLike, cluster_fields: Mapping[str, str], step: int
+) -> Iterator[dict[str, Any]]:
+    with uproot.open(path) as f:
+        names = list(EVENT_BRANCHES) + list(cluster_fields)
+        for arrays in f[TREE].iterate(names, step_size=step, library="ak"):
+            data: dict[str, Any] = {k: ak.to_numpy(arrays[k]) for k in EVENT_BRANCHES}
+            data["sc"] = ak.zip({k[len("sc_") :]: arrays[k] for k in cluster_fields})
+            yield data
+
+
+def _first_event(path: str | os.PathLike) -> int:
+    with uproot.open(path) as f:
+        tree = f[TREE]
+        if tree.num_entries == 0:
+            return -1
+        return int(tree["event"].array(entry_stop=1, library="np")[0])
+
+
+def merge(
+    chunk_files: Iterable[str | os.PathLike],
+    out: str | os.PathLike,
+    step: int = 200,
+) -> Path:
+    """Concatenate chunk files of one run into one file, in event order (no hadd).
+
+    Reco_params is taken once, from the chunks (which must agree on the reco version
+    and input); its ``events`` range becomes the union of the chunks' ranges.
+    """
+    files = sorted((Path(p) for p in chunk_files), key=_first_event)
+    if not files:
+        raise ValueError("nothing to merge")
+    params_all = [read_params(p) for p in files]
+    params = dict(params_all[0])
+    for other, path in zip(params_all[1:], files[1:], strict=True):
+        for key in ("reco_version", "input_uri", "input_adler32", "config"):
+            if other.get(key) != params.get(key):
+                raise ValueError(f"{path}: {key} differs from {files[0]}, refusing to merge")
+    ranges = [p.get("events") for p in params_all]
+    if all(r is not None for r in ranges):
+        params["events"] = [min(r[0] for r in ranges), max(r[1] for r in ranges)]
+    else:
+        params["events"] = None
+    with uproot.open(files[0]) as f:
+        cluster_fields = {
+            k: str(np.dtype(f[TREE][k].interpretation.content.to_dtype))
+            for k in f[TREE].keys()
+            if k.startswith("sc_")
+        }
+    with RecoWriter(out, params, cluster_fields) as writer:
+        for path in files:
+            for data in _chunk_arrays(path, cluster_fields, step):
+                writer.extend_arrays(data)
+    return Path(out)
+
+
+@contextmanager
+def open_events(path: str | os.PathLike) -> Iterator[Any]:
+    """The `Events` tree of a reco file (uproot), closed on exit."""
+    with uproot.open(path) as f:
+        yield f[TREE]
