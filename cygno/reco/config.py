@@ -82,6 +82,12 @@ class RecoConfig:
     features: FeatureParams = field(default_factory=FeatureParams)
     calibration: CalibrationParams = field(default_factory=CalibrationParams)
 
+    def __post_init__(self) -> None:
+        if self.features.rebin != self.picture.rebin:
+            raise ValueError("[features] rebin must equal [picture] rebin (set it there only)")
+        if self.features.calibration is not None:
+            raise ValueError("set the energy scale in [calibration], not in [features]")
+
     def to_dict(self) -> dict[str, Any]:
         """Every parameter, nested by section (the `name` label is not a parameter)."""
         out = dataclasses.asdict(self)

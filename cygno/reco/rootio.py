@@ -235,8 +235,7 @@ def merge(
     with uproot.open(files[0]) as f:
         cluster_fields = {
             k: str(np.dtype(f[TREE][k].interpretation.content.to_dtype))
-            for k in f[TREE].keys()
-            if k.startswith("sc_")
+            for k in f[TREE].keys(filter_name="sc_*")
         }
     with RecoWriter(out, params, cluster_fields) as writer:
         for path in files:
