@@ -1,0 +1,186 @@
+"""Simulated pictures and runs: deterministic, consistent with their truth, DAQ-shaped."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cygno.reco.simulate import (
+    Geometry,
+    electron_recoil,
+    fe55_spot,
+    make_camera,
+    make_tracks,
+    nuclear_recoil,
+    simulate_picture,
+    spark_threshold,
+)
+
+SMALL = (256, 256)
+
+
+def _signal(frame: np.ndarray, camera_seed: int = 0) -> np.ndarray:
+    """Pedestal-subtracted picture using the camera's exact dark expectation."""
+    camera = make_camera(camera_seed, frame.shape)
+    dark = camera.pedestal.astype(np.float64).ravel().copy()
+    dark[camera.hot_index] += camera.hot_level
+    return frame.astype(np.float64) - dark.reshape(frame.shape)
+
+
+# --- pictures ---------------------------------------------------------------------------
+
+
+def test_same_seed_same_picture_other_seed_other_picture():
+    a, ta = simulate_picture(np.random.default_rng(7), SMALL, kind="mixed")
+    b, tb = simulate_picture(np.random.default_rng(7), SMALL, kind="mixed")
+    c, _ = simulate_picture(np.random.default_rng(8), SMALL, kind="mixed")
+    assert a.dtype == np.uint16 and a.shape == SMALL
+    assert np.array_equal(a, b)
+    assert [t.to_dict() for t in ta] == [t.to_dict() for t in tb]
+    assert not np.array_equal(a, c)
+
+
+def test_camera_maps_are_realistic_and_fixed_per_camera_seed():
+    cam = make_camera(3, SMALL)
+    assert cam is make_camera(3, SMALL)
+    assert abs(float(cam.pedestal.mean()) - 100.0) < 3.0
+    assert cam.pedestal.std() > 0.5  # structure, not a flat level
+    assert cam.sigma.min() >= 1.0 and cam.sigma.max() <= 3.0
+    assert len(cam.hot_index) >= 4
+    assert not np.array_equal(cam.pedestal, make_camera(4, SMALL).pedestal)
+    # a track-free picture is pedestal + noise of the map's sigma
+    frames = np.stack(
+        [
+            simulate_picture(np.random.default_rng(i), SMALL, kind="noise", camera_seed=3)[0]
+            for i in range(30)
+        ]
+    ).astype(np.float64)
+    residual = frames.mean(axis=0) - cam.pedestal
+    residual.ravel()[cam.hot_index] = 0
+    assert np.abs(residual).mean() < 0.5
+    ratio = frames.std(axis=0) / cam.sigma
+    assert 0.85 < float(np.median(ratio)) < 1.15
+
+
+@pytest.mark.parametrize("kind", ["fe55", "muon", "er", "nr", "mixed"])
+def test_tracks_stay_inside_the_acceptance_rows(kind):
+    geom = Geometry(SMALL)
+    lo, hi = geom.rows
+    rng = np.random.default_rng(1)
+    for _ in range(20):
+        for track in make_tracks(rng, SMALL, kind):
+            assert lo <= track.truth.xmin and track.truth.xmax < hi
+            assert track.truth.ymin >= 0 and track.truth.ymax <= SMALL[1] - 1
+
+
+def test_acceptance_rows_of_lime():
+    assert Geometry((2304, 2304)).rows == (304, 2304 - 250)
+
+
+@pytest.mark.parametrize("kind", ["fe55", "er", "nr", "muon"])
+def test_light_around_each_track_matches_truth_within_poisson(kind):
+    """Pedestal-subtracted integral in a window around a track ≈ its truth light."""
+    rng = np.random.default_rng(11)
+    pulls = []
+    for _ in range(6):
+        frame, truths = simulate_picture(rng, SMALL, kind=kind)
+        signal = _signal(frame)
+        sigma = make_camera(0, SMALL).sigma
+        for t in truths:
+            pad = 5 * t.sigma_px
+            rows = slice(max(0, int(t.xmin - pad)), min(SMALL[0], int(t.xmax + pad) + 2))
+            ycols = np.arange(SMALL[1])
+            ysel = (ycols >= t.ymin - pad) & (ycols <= t.ymax + pad)
+            cols = (SMALL[1] - 1 - ycols)[ysel]
+            window = signal[rows][:, cols]
+            noise2 = float((sigma[rows][:, cols] ** 2).sum()) + window.size / 12.0
+            pulls.append((window.sum() - t.light) / np.sqrt(t.light + noise2))
+    pulls = np.asarray(pulls)
+    assert len(pulls) >= 6
+    assert np.all(np.abs(pulls) < 5), pulls
+    assert abs(pulls.mean()) < 1.5
+
+
+def test_fe55_spot_is_about_one_mm_and_a_few_thousand_adc():
+    rng = np.random.default_rng(0)
+    spots = [fe55_spot(rng, Geometry(SMALL)).truth for _ in range(200)]
+    sigmas_mm = np.array([s.sigma_px for s in spots]) * 0.152
+    assert 0.7 < sigmas_mm.mean() < 1.2
+    lights = np.array([s.light for s in spots])
+    assert 2000 < np.median(lights) < 6000
+    assert {round(s.energy_kev, 2) for s in spots} <= {5.9, 6.49}
+
+
+def test_recoils_have_their_shapes():
+    rng = np.random.default_rng(2)
+    geom = Geometry((2304, 2304))
+    ers = [electron_recoil(rng, geom, energy=40.0).truth for _ in range(20)]
+    nrs = [nuclear_recoil(rng, geom, energy=40.0).truth for _ in range(20)]
+    assert min(e.length_px for e in ers) > 3 * max(n.length_px for n in nrs)
+    assert all(n.light < e.light for n, e in zip(nrs, ers, strict=True))  # quenching
+    # curly: the end-to-end distance is well below the path length
+    er = electron_recoil(rng, geom, energy=50.0)
+    chord = np.hypot(*(er.points[-1] - er.points[0]))
+    assert chord < 0.9 * er.truth.length_px
+
+
+def test_muon_crosses_the_picture():
+    _frame, truths = simulate_picture(np.random.default_rng(5), SMALL, kind="muon")
+    (muon,) = truths
+    assert muon.type == "muon"
+    assert muon.ymin == 0 and muon.ymax == SMALL[1] - 1
+    assert muon.length_px >= SMALL[1] - 1
+    # dE/dx-like: light per unit length of order 2-4 keV/cm times the yield
+    per_cm = muon.energy_kev / (muon.length_px * 0.152 / 10)
+    assert 1.0 < per_cm < 6.0
+
+
+def test_spot_at_truth_x_y_is_at_frame_row_x_column_width_minus_1_minus_y():
+    rng = np.random.default_rng(3)
+    geom = Geometry(SMALL)
+    spot = fe55_spot(rng, geom, light_yield=20000.0, at=(100.0, 40.0))
+    frame, (truth,) = simulate_picture(rng, SMALL, tracks=[spot])
+    assert (truth.x, truth.y) == (100.0, 40.0)
+    signal = np.clip(_signal(frame), 0, None)
+    r, c = np.unravel_index(np.argmax(_box(signal, 7)), SMALL)
+    assert abs(r - 100) <= 1 and abs(c - (SMALL[1] - 1 - 40)) <= 1
+    # the light-weighted centre in production coordinates equals the truth
+    picture = signal[:, ::-1]  # production's working picture
+    win = picture[70:131, 10:71]
+    xs, ys = np.mgrid[70:131, 10:71]
+    assert abs((win * xs).sum() / win.sum() - truth.x) < 0.5
+    assert abs((win * ys).sum() / win.sum() - truth.y) < 0.5
+
+
+def _box(image: np.ndarray, half: int) -> np.ndarray:
+    """Sum over a (2·half+1)² box at every pixel (cumulative sums; edges padded)."""
+    padded = np.pad(image, half + 1)
+    c = padded.cumsum(0).cumsum(1)
+    k = 2 * half + 1
+    return (c[k:, k:] - c[:-k, k:] - c[k:, :-k] + c[:-k, :-k])[: image.shape[0], : image.shape[1]]
+
+
+@pytest.mark.parametrize("shape", [(64, 64), SMALL, (2304, 2304)])
+def test_spark_pictures_exceed_the_veto_and_others_do_not(shape):
+    rng = np.random.default_rng(9)
+    spark, truths = simulate_picture(rng, shape, kind="fe55", with_spark=True)
+    quiet, _ = simulate_picture(rng, shape, kind="mixed")
+    assert truths[-1].type == "spark"
+    assert spark.sum(dtype=np.int64) > spark_threshold(shape)
+    assert quiet.sum(dtype=np.int64) < spark_threshold(shape)
+    assert spark.max() == 65535
+
+
+def test_real_size_picture_is_lime_shaped():
+    frame, truths = simulate_picture(np.random.default_rng(0))
+    assert frame.shape == (2304, 2304) and frame.dtype == np.uint16
+    assert frame.nbytes == 10_616_832
+    assert 1 <= len(truths) <= 3 and all(t.type == "fe55" for t in truths)
+
+
+def test_pedestal_and_noise_pictures_have_no_tracks():
+    for kind in ("pedestal", "noise"):
+        _, truths = simulate_picture(np.random.default_rng(0), SMALL, kind=kind)
+        assert truths == []
+    with pytest.raises(ValueError, match="unknown picture kind"):
+        simulate_picture(np.random.default_rng(0), SMALL, kind="neutrinos")
