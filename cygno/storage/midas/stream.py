@@ -1,0 +1,276 @@
+"""Uncompressed byte streams over a stored MIDAS file: plain, gzip, LZ4 frame, bzip2.
+
+The file is never loaded whole: compressed input is pulled in 1 MiB blocks and inflated with
+a bounded output size. gzip is inflated with isal (several times faster than zlib) for
+sequential reading; the index pass uses zlib because only zlib's decompressor can be
+snapshot (`copy()`), which is what makes gzip checkpoints possible.
+"""
+
+from __future__ import annotations
+
+import bz2
+import zlib
+from dataclasses import dataclass
+from typing import IO, Any
+
+try:
+    from isal import isal_zlib as _fast_zlib
+except ImportError:  # pragma: no cover - isal is pinned
+    _fast_zlib = zlib
+
+RAW_BLOCK = 1 << 20
+MIN_OUT = 1 << 20
+SKIP_OUT = 4 << 20
+
+MAGIC = {
+    "gzip": b"\x1f\x8b",
+    "lz4": b"\x04\x22\x4d\x18",
+    "bz2": b"\x42\x5a\x68",
+}
+
+
+def detect_compression(head: bytes) -> str | None:
+    """Compression by magic bytes (suffixes lie); None means a plain event stream."""
+    for kind, magic in MAGIC.items():
+        if head.startswith(magic):
+            return kind
+    return None
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """zlib inflate state at a point of the gzip stream.
+
+    uncompressed: offset of the next byte the state produces; compressed: offset in the stored
+    file of the next input byte it needs. ~40-50 kB each (zlib state + 32 kB window).
+    """
+
+    uncompressed: int
+    compressed: int
+    state: Any
+
+
+class PlainSource:
+    """An uncompressed file; skips are seeks when the file object can seek."""
+
+    def __init__(self, raw: IO[bytes], head: bytes, base: int, size: int | None) -> None:
+        self._raw, self._head, self._base, self._size = raw, head, base, size
+        self.offset = 0
+        self.truncated = False
+        self.garbage: int | None = None
+
+    def read(self, n: int) -> bytes:
+        data = b""
+        if self._head:
+            data, self._head = self._head[:n], self._head[n:]
+        while len(data) < n:
+            more = self._raw.read(n - len(data))
+            if not more:
+                break
+            data = more if not data else data + more
+        self.offset += len(data)
+        return data
+
+    def skip(self, n: int) -> int:
+        if self._size is None or self._head:
+            return len(self.read(n))
+        n = max(0, min(n, self._size - self.offset))
+        self.offset += n
+        self._raw.seek(self._base + self.offset)
+        return n
+
+
+class _ZlibDecoder:
+    def __init__(self, module: Any, state: Any = None) -> None:
+        self.d = state if state is not None else module.decompressobj(31)
+        self.tail = b""
+
+    def needs_input(self) -> bool:
+        return not self.tail
+
+    def feed(self, data: bytes) -> None:
+        self.tail = data
+
+    def decompress(self, max_len: int) -> bytes:
+        out = self.d.decompress(self.tail, max_len)
+        self.tail = self.d.unconsumed_tail
+        return out
+
+    @property
+    def eof(self) -> bool:
+        return self.d.eof
+
+    @property
+    def unused(self) -> bytes:
+        return self.d.unused_data
+
+
+class _BufferingDecoder:
+    """bz2 / lz4.frame decompressors, which keep unconsumed input internally."""
+
+    def __init__(self, factory: Any) -> None:
+        self.d = factory()
+        self.pending = b""
+        self.tail = b""
+
+    def needs_input(self) -> bool:
+        return self.d.needs_input and not self.pending
+
+    def feed(self, data: bytes) -> None:
+        self.pending = data
+
+    def decompress(self, max_len: int) -> bytes:
+        out = self.d.decompress(self.pending, max_length=max_len)
+        self.pending = b""
+        return out
+
+    @property
+    def eof(self) -> bool:
+        return self.d.eof
+
+    @property
+    def unused(self) -> bytes:
+        return self.d.unused_data
+
+
+def _lz4_factory() -> Any:
+    import lz4.frame
+
+    return lz4.frame.LZ4FrameDecompressor()
+
+
+class InflateSource:
+    """A compressed file inflated on the fly; concatenated members/frames are followed.
+
+    `truncated` is set when the compressed stream ends without its end marker and `garbage`
+    (a byte count) when non-compressed bytes follow it.
+    """
+
+    def __init__(
+        self,
+        raw: IO[bytes],
+        head: bytes,
+        kind: str,
+        *,
+        exact_zlib: bool = False,
+        checkpoint_every: int | None = None,
+        resume: Checkpoint | None = None,
+    ) -> None:
+        self._raw, self._kind = raw, kind
+        self._zlib = zlib if (exact_zlib or checkpoint_every or resume) else _fast_zlib
+        self._every = checkpoint_every if kind == "gzip" else None
+        self.checkpoints: list[Checkpoint] = []
+        self._next_checkpoint = 0
+        self._compressed = len(head)
+        self._produced = 0
+        if resume is not None:
+            self._dec: Any = _ZlibDecoder(zlib, resume.state.copy())
+            self._compressed = resume.compressed
+            self._produced = resume.uncompressed
+        else:
+            self._dec = self._new_decoder()
+        if head:
+            self._dec.feed(head)
+        self.offset = self._produced
+        self._buf = b""
+        self._pos = 0
+        self.truncated = False
+        self.garbage: int | None = None
+
+    def _new_decoder(self) -> Any:
+        if self._kind == "gzip":
+            return _ZlibDecoder(self._zlib)
+        if self._kind == "lz4":
+            return _BufferingDecoder(_lz4_factory)
+        return _BufferingDecoder(bz2.BZ2Decompressor)
+
+    def _raw_read(self) -> bytes:
+        data = self._raw.read(RAW_BLOCK)
+        self._compressed += len(data)
+        return data
+
+    def _maybe_checkpoint(self) -> None:
+        if self._every and self._produced >= self._next_checkpoint and not self._dec.eof:
+            state = self._dec.d.copy()
+            position = self._compressed - len(self._dec.tail)
+            self.checkpoints.append(Checkpoint(self._produced, position, state))
+            self._next_checkpoint = self._produced + self._every
+
+    def _produce(self, max_len: int) -> bytes:
+        while self._dec is not None:
+            if self._dec.eof:
+                rest = self._dec.unused or self._raw_read()
+                if not rest:
+                    self._dec = None
+                    break
+                if not rest.startswith(MAGIC[self._kind][: len(rest)]):
+                    self.garbage = len(rest)
+                    while data := self._raw_read():
+                        self.garbage += len(data)
+                    self._dec = None
+                    break
+                self._dec = self._new_decoder()
+                self._dec.feed(rest)
+                continue
+            if self._dec.needs_input():
+                data = self._raw_read()
+                if not data:
+                    self.truncated = True
+                    self._dec = None
+                    break
+                self._dec.feed(data)
+            self._maybe_checkpoint()
+            out = self._dec.decompress(max_len)
+            if out:
+                self._produced += len(out)
+                return out
+        return b""
+
+    def read(self, n: int) -> bytes:
+        avail = len(self._buf) - self._pos
+        if avail >= n:
+            data = self._buf[self._pos : self._pos + n]
+            self._pos += n
+            self.offset += n
+            return data
+        pieces = [self._buf[self._pos :]] if avail else []
+        need = n - avail
+        self._buf, self._pos = b"", 0
+        while need > 0:
+            out = self._produce(max(need, MIN_OUT))
+            if not out:
+                break
+            if len(out) > need:
+                pieces.append(out[:need])
+                self._buf, self._pos = out, need
+                need = 0
+            else:
+                pieces.append(out)
+                need -= len(out)
+        data = pieces[0] if len(pieces) == 1 else b"".join(pieces)
+        self.offset += len(data)
+        return data
+
+    def skip(self, n: int) -> int:
+        avail = len(self._buf) - self._pos
+        if avail >= n:
+            self._pos += n
+            self.offset += n
+            return n
+        done = avail
+        self._buf, self._pos = b"", 0
+        while done < n:
+            out = self._produce(min(n - done, SKIP_OUT) if n - done > MIN_OUT else MIN_OUT)
+            if not out:
+                break
+            if done + len(out) > n:
+                self._buf, self._pos = out, n - done
+                done = n
+            else:
+                done += len(out)
+        self.offset += done
+        return done
+
+    @property
+    def compressed_offset(self) -> int:
+        return self._compressed
