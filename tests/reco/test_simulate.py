@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
 from cygno.reco.simulate import (
     Geometry,
+    RunTruth,
     electron_recoil,
     fe55_spot,
     make_camera,
     make_tracks,
     nuclear_recoil,
     simulate_picture,
+    simulate_run,
     spark_threshold,
 )
 
@@ -130,9 +134,9 @@ def test_muon_crosses_the_picture():
     assert muon.type == "muon"
     assert muon.ymin == 0 and muon.ymax == SMALL[1] - 1
     assert muon.length_px >= SMALL[1] - 1
-    # dE/dx-like: light per unit length of order 2-4 keV/cm times the yield
+    # dE/dx-like: 2.5-3.5 keV/cm, more per projected cm for inclined tracks
     per_cm = muon.energy_kev / (muon.length_px * 0.152 / 10)
-    assert 1.0 < per_cm < 6.0
+    assert 2.0 < per_cm < 10.0
 
 
 def test_spot_at_truth_x_y_is_at_frame_row_x_column_width_minus_1_minus_y():
@@ -184,3 +188,109 @@ def test_pedestal_and_noise_pictures_have_no_tracks():
         assert truths == []
     with pytest.raises(ValueError, match="unknown picture kind"):
         simulate_picture(np.random.default_rng(0), SMALL, kind="neutrinos")
+
+
+# --- runs -------------------------------------------------------------------------------
+
+
+def test_same_seed_same_run_bytes(tmp_path):
+    a, b, c = (tmp_path / d / "run00007.mid.gz" for d in "abc")  # gzip stores the name
+    for path in (a, b, c):
+        path.parent.mkdir()
+    simulate_run(a, 7, 4, kind="mixed", shape=(64, 64), seed=3, spark_fraction=0.5)
+    simulate_run(b, 7, 4, kind="mixed", shape=(64, 64), seed=3, spark_fraction=0.5)
+    simulate_run(c, 7, 4, kind="mixed", shape=(64, 64), seed=4, spark_fraction=0.5)
+    assert a.read_bytes() == b.read_bytes()
+    assert a.read_bytes() != c.read_bytes()
+
+
+def test_run_round_trips_through_the_midas_reader(tmp_path):
+    from cygno.storage.midas import MidasFile, waveforms
+
+    path = tmp_path / "run01234.mid.gz"
+    truth = simulate_run(path, 1234, 23, kind="fe55", shape=SMALL, seed=1)
+    assert path.read_bytes()[:2] == b"\x1f\x8b"
+    saved = RunTruth.load(tmp_path / "run01234.truth.json")
+    assert saved.to_dict() == truth.to_dict()
+    assert saved.n_pictures == 23 and saved.shape == SMALL
+
+    with MidasFile(path) as midas:
+        assert midas.run_number == 1234
+        config = midas.bor_odb["Configurations"]
+        for key in ("Exposure", "DRS4Correction", "DigitizerOffset", "DigitizerSamples"):
+            assert key in config
+        assert "SamplingFrequency" in config
+        assert midas.bor_odb["Equipment"]["Trigger"]["Settings"]["nCamera"] == 1
+        settings = midas.bor_odb["Equipment"]["Camera"]["Settings"]
+        assert (settings["Height"], settings["Width"]) == SMALL
+        events = list(midas)
+        assert midas.eor_odb["Runinfo"]["Stop time binary"] == int(truth.stop_time)
+
+    ids = [e.header.event_id for e in events]
+    assert ids[0] == 0x8000 and ids[-1] == 0x8001
+    pictures = [e for e in events if e.header.event_id == 1]
+    status = [e for e in events if e.header.event_id == 7]
+    assert len(pictures) == 23 and len(status) == 3  # before pictures 0, 10, 20
+    assert ids.index(7) < ids.index(1) and ids[1:-1].count(7) == 3
+    assert all(e.bank_flags == 0x01 and e.banks["TCAM"].data.dtype == np.float64 for e in status)
+    first = pictures[0]
+    assert first.bank_flags == 0x11
+    assert set(first.banks) == {"CAM0", "TSP0", "FID0", "TIME", "DGH0", "DIG0"}
+    assert "TIME" not in pictures[1].banks
+    assert int(first.banks["TIME"].data[0]) == int(truth.start_time)
+    stamps = [e.header.time_stamp for e in pictures]
+    assert stamps[0] == 0
+    assert all(300 < b - a < 1000 for a, b in itertools.pairwise(stamps))
+    assert [e.header.serial_number for e in pictures] == list(range(23))
+
+    for event, pic in zip(pictures, truth.pictures, strict=True):
+        image = event.picture()
+        assert image.shape == SMALL and image.dtype == np.uint16
+        signal = _signal(image)
+        for t in pic.tracks:  # the spot's light is where the truth says
+            r, c = round(t.x), SMALL[1] - 1 - round(t.y)
+            assert signal[r - 2 : r + 3, c - 2 : c + 3].mean() > 5
+
+    boards = waveforms(pictures[0])
+    assert [b.model for b in boards] == [1720, 1742]
+    assert boards[0].ntriggers == len(truth.pictures[0].tracks)
+    wave = boards[0].waveforms[0, :4].astype(float)
+    baseline = np.median(wave[:, :500], axis=1)
+    depth = baseline - wave.min(axis=1)
+    assert np.all(depth > 10)  # negative-going pulses on the four PMTs
+    trigger_at = int(0.2 * boards[0].nsamples)
+    assert np.all(np.abs(wave.argmin(axis=1) - trigger_at) < 200)  # timed with the track
+    assert np.all(np.abs(boards[0].waveforms[0, 4:].astype(float) - 3700).max() < 20)
+
+
+def test_pedestal_run_has_no_tracks_and_flat_waveforms(tmp_path):
+    from cygno.storage.midas import MidasFile, waveforms
+
+    path = tmp_path / "run00010.mid.gz"
+    truth = simulate_run(path, 10, 12, kind="pedestal", shape=(64, 64), spark_fraction=1.0)
+    assert truth.pedestal and all(not p.tracks and not p.spark for p in truth.pictures)
+    with MidasFile(path) as midas:
+        assert midas.bor_odb["Configurations"]["Pedestal run"] is True
+        for event in midas:
+            if event.header.event_id == 1:
+                for board in waveforms(event):
+                    assert board.ntriggers == 1
+                    assert np.ptp(board.waveforms.astype(int)) < 40
+
+
+def test_spark_fraction_gives_vetoed_pictures(tmp_path):
+    from cygno.storage.midas import MidasFile
+
+    path = tmp_path / "run00011.mid.gz"
+    truth = simulate_run(path, 11, 20, kind="muon", shape=(64, 64), spark_fraction=0.3, seed=2)
+    flagged = [p.spark for p in truth.pictures]
+    assert 0 < sum(flagged) < 20
+    with MidasFile(path) as midas:
+        sums = [e.picture().sum(dtype=np.int64) for e in midas if e.header.event_id == 1]
+    vetoed = [s > spark_threshold((64, 64)) for s in sums]
+    assert vetoed == flagged
+
+
+def test_unknown_run_kind_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="unknown run kind"):
+        simulate_run(tmp_path / "x.mid.gz", 1, 1, kind="wimps", shape=(64, 64))

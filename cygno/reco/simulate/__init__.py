@@ -7,6 +7,7 @@ and the DAQ logbook (see ``upload``).
 
 from cygno.reco.simulate.camera import Camera, make_camera
 from cygno.reco.simulate.picture import KINDS, make_tracks, simulate_picture, spark_threshold
+from cygno.reco.simulate.run import PictureTruth, RunTruth, simulate_run, truth_name
 from cygno.reco.simulate.tracks import (
     LIGHT_YIELD,
     PIXEL_MM,
@@ -18,6 +19,7 @@ from cygno.reco.simulate.tracks import (
     fe55_spot,
     nuclear_recoil,
 )
+from cygno.reco.simulate.upload import SimulatedRun, simulate_and_upload, simulate_one, truth_key
 
 __all__ = [
     "KINDS",
@@ -25,6 +27,9 @@ __all__ = [
     "PIXEL_MM",
     "Camera",
     "Geometry",
+    "PictureTruth",
+    "RunTruth",
+    "SimulatedRun",
     "Track",
     "TruthTrack",
     "cosmic_muon",
@@ -33,6 +38,11 @@ __all__ = [
     "make_camera",
     "make_tracks",
     "nuclear_recoil",
+    "simulate_and_upload",
+    "simulate_one",
     "simulate_picture",
+    "simulate_run",
     "spark_threshold",
+    "truth_key",
+    "truth_name",
 ]

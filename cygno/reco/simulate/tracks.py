@@ -194,7 +194,8 @@ def cosmic_muon(
 ) -> Track:
     """A straight muon crossing the picture edge to edge inside the acceptance rows.
 
-    Light per unit length follows a dE/dx of 2–4 keV/cm (projected) with Landau-like
+    Light per unit of projected length follows a minimum-ionising dE/dx of 2.5–3.5 keV/cm
+    divided by the sine of the track's angle to the drift axis (0.4–1), with Landau-like
     fluctuations per 1 mm segment.
     """
     lo, hi = geom.rows
@@ -204,7 +205,7 @@ def cosmic_muon(
     t = np.linspace(0.0, 1.0, n)
     points = np.column_stack([x0 + (x1 - x0) * t, t * (width - 1)])
     seg_len_mm = np.hypot(x1 - x0, width - 1) * PIXEL_MM / (n - 1)
-    dedx = rng.uniform(2.0, 4.0) / 10.0  # keV / mm
+    dedx = rng.uniform(2.5, 3.5) / rng.uniform(0.4, 1.0) / 10.0  # keV / projected mm
     landau = rng.lognormal(0.0, 0.35, n // 7 + 1).repeat(7)[:n]
     deposits = dedx * seg_len_mm * landau
     energy = float(deposits.sum())
