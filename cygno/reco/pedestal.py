@@ -108,7 +108,7 @@ def pedestal_from_frames(
 def _pictures(midas: MidasFile, camera: int) -> Iterator[np.ndarray]:
     bank = f"CAM{camera}"
     for event in midas:
-        if bank in event.banks:
+        if event.is_picture and bank in event.banks:
             yield event.picture(camera)
 
 

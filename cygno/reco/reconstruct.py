@@ -156,10 +156,12 @@ def reconstruct_picture(
 
 
 def _pictures(midas: MidasFile, events: tuple[int, int] | None, camera: int) -> Iterator[Any]:
+    """Picture events (those carrying the camera's bank); a chunk is read by picture
+    number, skipping earlier events without decoding them (MidasFile.read_events)."""
     bank = f"CAM{camera}"
     source = midas.read_events(*events) if events is not None else midas
     for event in source:
-        if bank in event.banks:
+        if event.is_picture and bank in event.banks:
             yield event
 
 
@@ -229,8 +231,8 @@ def reconstruct_file(
             batch_events: list[dict[str, Any]] = []
             batch_clusters: list[dict[str, np.ndarray]] = []
             for index, event in enumerate(_pictures(midas, events, camera)):
-                number = first + index
-                frame = event.picture(camera)
+                number = event.picture_number if event.picture_number >= 0 else first + index
+                frame = event.picture(camera, shape=prep.mean.shape)
                 record, clusters = reconstruct_picture(frame, pedestal, config, prep, seed=number)
                 n_pictures += 1
                 if record is None:
