@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 
 import numpy as np
 import pytest
@@ -294,3 +295,107 @@ def test_spark_fraction_gives_vetoed_pictures(tmp_path):
 def test_unknown_run_kind_is_refused(tmp_path):
     with pytest.raises(ValueError, match="unknown run kind"):
         simulate_run(tmp_path / "x.mid.gz", 1, 1, kind="wimps", shape=(64, 64))
+
+
+# --- upload + logbook -------------------------------------------------------------------
+
+
+def _deliver(store, logbook, **options):
+    from cygno.reco.simulate import simulate_and_upload
+
+    logbook.create_schema()
+    return simulate_and_upload(
+        store, logbook, shape=(64, 64), pedestal_events=100, seed=4, first_run=41, **options
+    )
+
+
+def _check_delivery(store, logbook, delivered, tag="LNGS"):
+    from cygno.storage.checksum import checksums_of
+    from cygno.storage.midas import MidasFile
+
+    assert [r.run_number for r in delivered] == [41, 42, 43]
+    assert [r.truth.kind for r in delivered] == ["pedestal", "fe55", "fe55"]
+    expected = {
+        f"raw/{tag}/run{n:05d}{ext}" for n in (41, 42, 43) for ext in (".mid.gz", ".truth.json")
+    }
+    assert set(store.list(f"raw/{tag}/")) == expected
+    for run in delivered:
+        assert run.key == f"raw/{tag}/run{run.run_number:05d}.mid.gz"
+        with store.open(run.key) as f:
+            sums = checksums_of(f)
+        assert sums.md5 == run.checksums.md5 and sums.size == run.checksums.size
+        with store.open(run.key) as f, MidasFile(f) as midas:
+            assert midas.run_number == run.run_number
+            assert sum(e.header.event_id == 1 for e in midas) == run.truth.n_pictures
+        saved = RunTruth.from_dict(json.loads(store.get_bytes(run.truth_key)))
+        assert saved.to_dict() == run.truth.to_dict()
+
+        row = logbook.get(run.run_number)
+        assert row["number_of_events"] == run.truth.n_pictures
+        assert row["file_size"] == run.checksums.size
+        assert row["file_checksum"] == run.checksums.md5
+        assert row["file_s3_tag"] == tag
+        assert row["exposure_sec"] == pytest.approx(0.3)
+        assert row["stop_time"] > row["start_time"]
+        assert row["storage_cloud_status"] == 1
+        pedestal = run.truth.kind == "pedestal"
+        assert row["pedestal_run"] == int(pedestal)
+        assert row["HV_STATE"] == (0 if pedestal else 1)
+        assert (row["GEM1_V"] == 0) == pedestal
+    assert logbook.pedestal_for(43) == 41  # the DAQ rule finds the simulated pedestal run
+
+
+def test_simulate_and_upload_to_file_store_and_sqlite_logbook(tmp_path):
+    from cygno.storage.daqdb import DaqLogbook
+
+    from cygno.storage.objectstore import ObjectStore
+
+    store = ObjectStore((tmp_path / "store").as_uri())
+    logbook = DaqLogbook(f"sqlite:///{tmp_path / 'daq.db'}")
+    seen: list[tuple[int, int, int]] = []
+    delivered = _deliver(store, logbook, runs=2, events=3, progress=lambda *a: seen.append(a))
+    _check_delivery(store, logbook, delivered)
+    assert seen[-1] == (43, 3, 3) and (41, 100, 100) in seen
+    assert delivered[0].truth.camera_seed == delivered[2].truth.camera_seed  # one camera
+
+
+def test_simulate_and_upload_to_s3(s3_server, tmp_path):
+    from cygno.storage.daqdb import DaqLogbook
+
+    from cygno.storage.objectstore import ObjectStore
+
+    store = ObjectStore(f"s3://{s3_server.new_bucket()}", s3_server.storage_options())
+    logbook = DaqLogbook(f"sqlite:///{tmp_path / 'daq.db'}")
+    _check_delivery(store, logbook, _deliver(store, logbook, runs=2, events=2, tag="LNF"), "LNF")
+
+
+def test_cygno_simulate_command(tmp_path, monkeypatch):
+    from cygno.storage.daqdb import DaqLogbook
+    from typer.testing import CliRunner
+
+    from cygno.cli import _register, app
+    from cygno.settings import get_settings
+    from cygno.storage.objectstore import ObjectStore
+
+    monkeypatch.setenv("CYGNO_DATA_DIR", str(tmp_path / "data"))
+    for name in ("STORE_URL", "DAQDB_URL"):
+        monkeypatch.delenv(f"CYGNO_{name}", raising=False)
+    get_settings.cache_clear()
+    _register()
+    try:
+        args = ["simulate", "--runs", "1", "--events", "2", "--shape", "64x64", "--kind", "muon"]
+        result = CliRunner().invoke(app, [*args, "--pedestal-events", "3", "--tag", "MAN"])
+        assert result.exit_code == 0, result.output
+        again = CliRunner().invoke(app, [*args, "--no-pedestal", "--tag", "MAN"])
+        assert again.exit_code == 0, again.output
+        settings = get_settings()
+        store = ObjectStore.from_settings(settings)
+        assert store.exists("raw/MAN/run00001.mid.gz") and store.exists("raw/MAN/run00002.mid.gz")
+        assert store.exists("raw/MAN/run00003.mid.gz")  # continued after the logbook's last run
+        logbook = DaqLogbook(settings.daqdb_url)
+        assert logbook.get(1)["pedestal_run"] == 1 and logbook.get(3)["pedestal_run"] == 0
+        assert "run00003" not in result.output and "run00003" in again.output
+        bad = CliRunner().invoke(app, ["simulate", "--shape", "1x2x3"])
+        assert bad.exit_code != 0
+    finally:
+        get_settings.cache_clear()
