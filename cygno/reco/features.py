@@ -174,12 +174,27 @@ def _cluster(x, y, z, zs, bw, max_iter, o):
 
 @njit(cache=True)
 def _profile(u, z, bw):
-    """Sum of hit values in bins of width bw along u; returns (bin centres, sums)."""
+    """Hit values summed in bins of width bw along u; returns (bin centres, sums).
+
+    Each hit is shared linearly between the two nearest bin centres (cloud in cell): on a
+    tilted axis the pixel centres fall irregularly into bins, and plain binning would
+    alias that into a comb-like profile.
+    """
     lo = u.min()
     nb = int((u.max() - lo) / bw) + 1
     p = np.zeros(nb)
     for i in range(u.shape[0]):
-        p[int((u[i] - lo) / bw)] += z[i]
+        t = (u[i] - lo) / bw - 0.5
+        k = math.floor(t)
+        f = t - k
+        if k >= 0:
+            p[k] += (1.0 - f) * z[i]
+        else:
+            p[0] += (1.0 - f) * z[i]
+        if k + 1 < nb:
+            p[k + 1] += f * z[i]
+        else:
+            p[nb - 1] += f * z[i]
     centres = lo + (np.arange(nb) + 0.5) * bw
     return centres, p
 
