@@ -1,0 +1,617 @@
+"""``HTCondorTaskRunner``: Prefect tasks whose function calls run as HTCondor jobs.
+
+The Prefect task engine stays on the flow host for every submitted task (in a thread,
+as with ``ThreadPoolTaskRunner``), so states, retries, timeouts, caching and logs are
+Prefect's own. Only the task's function call travels: the runner gives the engine a
+copy of the task whose ``fn`` is a proxy that writes the call to ``staging/``, submits
+``python -m cygno.tasks.runners.job <payload> <result>`` to a scheduler backend, follows
+the job's HTCondor user log with ``htcondor2.JobEventLog`` (the same code path for the
+``htcondor`` and ``local`` backends), streams the job's stdout/stderr into the task run
+log, applies the hold policy, and returns the value or raises the remote exception.
+
+Policies: a job held for memory is removed and resubmitted with twice the memory (up to
+``max_memory_mb``); any other hold is released up to ``max_releases`` times, then the job
+is removed and the task fails with the hold reason; a job the scheduler no longer knows
+without a termination event has vanished and fails the task (so Prefect's retries
+apply); cancelling the flow run (runner shutdown after an error, ``cancel_all``, a future's
+``cancel``) removes its jobs.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import copy
+import functools
+import json
+import os
+import re
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextvars import copy_context
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, Self
+
+import htcondor2
+from prefect._internal.uuid7 import uuid7
+from prefect.futures import PrefectConcurrentFuture, PrefectFuture
+from prefect.task_runners import TaskRunner
+
+from cygno.tasks.runners import payload
+from cygno.tasks.runners.eventlog import HOLD_CODE_MEMORY
+from cygno.tasks.runners.scheduler import JobId, JobSpec, Scheduler
+
+if TYPE_CHECKING:
+    import logging
+
+    from prefect.client.schemas.objects import RunInput
+    from prefect.tasks import Task
+
+JOB_MODULE = "cygno.tasks.runners.job"
+
+# Non-secret variables a job may need; copied from the flow's environment when set.
+DEFAULT_PASS_ENV = (
+    "CYGNO_STORE_URL",
+    "CYGNO_S3_ENDPOINT_URL",
+    "CYGNO_RECO_CONFIG",
+    "CYGNO_CHUNK_EVENTS",
+    "NUMBA_CACHE_DIR",
+)
+_SECRET_OPTION = re.compile(r"key|secret|token|password|credential", re.IGNORECASE)
+
+
+class RemoteJobError(Exception):
+    """The task's function raised in the job; carries the remote traceback text."""
+
+    def __init__(self, job: str, exc_type: str, message: str, remote_traceback: str):
+        self.job = job
+        self.exc_type = exc_type
+        self.remote_message = message
+        self.remote_traceback = remote_traceback
+        super().__init__(
+            f"{exc_type}: {message} (raised in job {job})\n"
+            f"Remote traceback:\n{remote_traceback.rstrip()}"
+        )
+
+
+class JobFailedError(RuntimeError):
+    """The job ran but produced no result (non-zero exit, result missing)."""
+
+
+class JobHeldError(RuntimeError):
+    """The job was held and policy removed it; the message has the hold reason."""
+
+
+class JobVanishedError(RuntimeError):
+    """The scheduler lost the job: no longer queued and no termination event."""
+
+
+class JobRemovedError(RuntimeError):
+    """The job was removed (flow run cancelled, runner shut down, future cancelled)."""
+
+
+def _safe_name(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-")[:80] or "job"
+
+
+def _is_memory_hold(code: int, reason: str) -> bool:
+    return code == HOLD_CODE_MEMORY or "memory" in reason.lower()
+
+
+class _Tail:
+    """New complete lines of a growing file (a job's stdout or stderr)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._offset = 0
+        self._partial = b""
+
+    def lines(self, final: bool = False) -> list[str]:
+        try:
+            with open(self.path, "rb") as handle:
+                handle.seek(self._offset)
+                data = handle.read()
+        except FileNotFoundError:
+            data = b""
+        self._offset += len(data)
+        data = self._partial + data
+        *complete, self._partial = data.split(b"\n")
+        if final and self._partial:
+            complete.append(self._partial)
+            self._partial = b""
+        return [line.decode(errors="replace") for line in complete]
+
+
+@dataclass
+class _Active:
+    """A job the runner is following, so shutdown and cancel can remove it."""
+
+    job: JobId
+    scheduler: Scheduler
+
+
+class HTCondorFuture(PrefectConcurrentFuture[Any]):
+    """A task run future whose ``cancel()`` also removes the run's job."""
+
+    def __init__(self, task_run_id: uuid.UUID, wrapped_future: concurrent.futures.Future, runner):
+        super().__init__(task_run_id, wrapped_future)
+        self._runner = runner
+
+    def cancel(self) -> bool:
+        """Cancel the task run: drop it if not started, remove its job if running."""
+        if self.wrapped_future.cancel():
+            return True
+        return self._runner._remove_job(self.task_run_id, "task run future cancelled")
+
+
+class HTCondorTaskRunner(TaskRunner[HTCondorFuture]):
+    """Run each submitted task's function call as an HTCondor (or local) job.
+
+    Args:
+        backend: ``"htcondor"`` (a pool through ``htcondor2``) or ``"local"`` (local
+            processes writing the same user log).
+        max_workers: ``local``: processes at once (default: CPU count). ``htcondor``:
+            jobs in flight at once (default 200); the pool decides where they run.
+        staging_url: fsspec URL for payloads and results (default: the object store's
+            ``staging/``). Jobs on a pool must reach it (S3, or a shared filesystem).
+        storage_options: fsspec options for ``staging_url`` (default: the settings').
+        job_dir: local directory of user logs and stdout/stderr (default ``data/jobs``).
+        request_cpus, request_memory_mb, request_disk_mb: the job's requests.
+        max_memory_mb: cap for memory-hold resubmissions (memory doubles each time).
+        max_releases: how often a (non-memory) held job is released before removal.
+        environment: extra variables for the job. With ``pass_env``, the names copied
+            from the flow's environment; nothing else from it reaches a pool job.
+        forward_credentials: put the staging credentials in the job environment (off:
+            pool jobs get only non-secret storage options, e.g. the endpoint).
+        python: interpreter on the execute node (default: this venv's).
+        container_image: HTCondor ``container_image`` for pool jobs.
+        extra_submit: more submit commands (``requirements``, ``accounting_group``…).
+        schedd_name, collector: where the schedd is (default: the local configuration).
+        poll_seconds: longest pause between reads of a job's log.
+        queue_check_seconds: how often to ask the scheduler whether a silent job still
+            exists (vanished-job detection; default 0.5 local, 60 htcondor).
+        keep_job_files: keep logs/stdout/stderr of successful jobs too.
+    """
+
+    def __init__(
+        self,
+        backend: Literal["local", "htcondor"] = "local",
+        max_workers: int | None = None,
+        *,
+        staging_url: str | None = None,
+        storage_options: Mapping[str, Any] | None = None,
+        job_dir: str | os.PathLike[str] | None = None,
+        request_cpus: int = 1,
+        request_memory_mb: int = 2048,
+        request_disk_mb: int = 4096,
+        max_memory_mb: int = 32768,
+        max_releases: int = 1,
+        environment: Mapping[str, str] | None = None,
+        pass_env: Sequence[str] = DEFAULT_PASS_ENV,
+        forward_credentials: bool = False,
+        python: str | None = None,
+        container_image: str | None = None,
+        extra_submit: Mapping[str, str] | None = None,
+        schedd_name: str | None = None,
+        collector: str | None = None,
+        poll_seconds: float | None = None,
+        queue_check_seconds: float | None = None,
+        keep_job_files: bool = False,
+    ):
+        super().__init__()
+        if backend not in ("local", "htcondor"):
+            raise ValueError(f"backend must be 'local' or 'htcondor', not {backend!r}")
+        self.backend = backend
+        self.max_workers = max_workers or ((os.cpu_count() or 1) if backend == "local" else 200)
+        self.staging_url = staging_url
+        self.storage_options = dict(storage_options) if storage_options is not None else None
+        self.job_dir = Path(job_dir) if job_dir is not None else None
+        self.request_cpus = request_cpus
+        self.request_memory_mb = request_memory_mb
+        self.request_disk_mb = request_disk_mb
+        self.max_memory_mb = max_memory_mb
+        self.max_releases = max_releases
+        self.environment = dict(environment or {})
+        self.pass_env = tuple(pass_env)
+        self.forward_credentials = forward_credentials
+        self.python = python or sys.executable
+        self.container_image = container_image
+        self.extra_submit = dict(extra_submit or {})
+        self.schedd_name = schedd_name
+        self.collector = collector
+        self.poll_seconds = poll_seconds or (0.2 if backend == "local" else 2.0)
+        self.queue_check_seconds = queue_check_seconds or (0.5 if backend == "local" else 60.0)
+        self.keep_job_files = keep_job_files
+        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+        self._scheduler: Scheduler | None = None
+        self._active: dict[uuid.UUID, _Active] = {}
+        self._lock = threading.Lock()
+        self._duplicates: list[HTCondorTaskRunner] = []
+        self._closing = False
+
+    # --- TaskRunner API -------------------------------------------------------------
+
+    def _config(self) -> dict[str, Any]:
+        names = [
+            "backend",
+            "max_workers",
+            "staging_url",
+            "storage_options",
+            "job_dir",
+            "request_cpus",
+            "request_memory_mb",
+            "request_disk_mb",
+            "max_memory_mb",
+            "max_releases",
+            "environment",
+            "pass_env",
+            "forward_credentials",
+            "python",
+            "container_image",
+            "extra_submit",
+            "schedd_name",
+            "collector",
+            "poll_seconds",
+            "queue_check_seconds",
+            "keep_job_files",
+        ]
+        return {name: getattr(self, name) for name in names}
+
+    def duplicate(self) -> Self:
+        twin = type(self)(**self._config())
+        # The flow engine cancels through the flow's own runner instance on SIGTERM,
+        # while the jobs belong to the duplicate it entered: keep a way from one to other.
+        self._duplicates.append(twin)
+        return twin
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, HTCondorTaskRunner) and self._config() == other._config()
+
+    __hash__ = object.__hash__
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"config": self._config()}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(**state["config"])
+
+    def __enter__(self) -> Self:
+        super().__enter__()
+        threads = 2 * self.max_workers if self.backend == "local" else self.max_workers
+        self._closing = False
+        self._executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=threads, thread_name_prefix="htcondor-task"
+        )
+        self._scheduler = self._make_scheduler()
+        return self
+
+    def __exit__(self, exc_type: Any, exc_value: Any, traceback: Any) -> None:
+        if exc_type is not None:
+            self.cancel_all()
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
+        if self._scheduler is not None:
+            self._scheduler.close()
+            self._scheduler = None
+        super().__exit__(exc_type, exc_value, traceback)
+
+    def cancel_all(self) -> None:
+        """Remove every job of this runner (and of its duplicates): the flow run ends."""
+        self._closing = True
+        for twin in self._duplicates:
+            twin.cancel_all()
+        with self._lock:
+            task_runs = list(self._active)
+        for task_run_id in task_runs:
+            self._remove_job(task_run_id, "flow run cancelled or shut down")
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+
+    def submit(
+        self,
+        task: Task[Any, Any],
+        parameters: dict[str, Any],
+        wait_for: Iterable[PrefectFuture[Any]] | None = None,
+        dependencies: dict[str, set[RunInput]] | None = None,
+    ) -> HTCondorFuture:
+        if not self._started or self._executor is None:
+            raise RuntimeError("Task runner is not started")
+        if task.isasync or task.isgenerator:
+            raise TypeError(
+                f"HTCondorTaskRunner runs plain functions; task {task.name!r} is async or a "
+                "generator"
+            )
+        from prefect.task_engine import run_task_sync
+
+        task_run_id = uuid7()
+        remote = copy.copy(task)
+        remote.fn = self._proxy(task.fn)
+        future = self._executor.submit(
+            copy_context().run,
+            run_task_sync,
+            task=remote,
+            task_run_id=task_run_id,
+            parameters=parameters,
+            wait_for=wait_for,
+            return_type="state",
+            dependencies=dependencies,
+            context=dict(cancel_event=threading.Event()),
+        )
+        return HTCondorFuture(task_run_id, future, self)
+
+    # --- the travelling call --------------------------------------------------------
+
+    def _proxy(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(fn)
+        def call_as_job(*args: Any, **kwargs: Any) -> Any:
+            return self._call_remotely(fn, args, kwargs)
+
+        return call_as_job
+
+    def _make_scheduler(self) -> Scheduler:
+        if self.backend == "local":
+            from cygno.tasks.runners.local import LocalScheduler
+
+            return LocalScheduler(max_workers=self.max_workers)
+        from cygno.tasks.runners.condor import HTCondorScheduler
+
+        return HTCondorScheduler(schedd_name=self.schedd_name, collector=self.collector)
+
+    def _staging(self) -> tuple[str, dict]:
+        if self.staging_url is not None:
+            return self.staging_url.rstrip("/"), dict(self.storage_options or {})
+        from cygno.settings import get_settings
+
+        settings = get_settings()
+        options = self.storage_options
+        return settings.store_url.rstrip("/") + "/staging", dict(
+            options if options is not None else settings.storage_options()
+        )
+
+    def _job_root(self) -> Path:
+        if self.job_dir is not None:
+            return self.job_dir
+        from cygno.settings import get_settings
+
+        return get_settings().data_dir / "jobs"
+
+    def _job_environment(self, storage_options: dict) -> dict[str, str]:
+        env = {name: os.environ[name] for name in self.pass_env if name in os.environ}
+        threads = str(self.request_cpus)
+        env.setdefault("OMP_NUM_THREADS", threads)
+        env.setdefault("NUMBA_NUM_THREADS", threads)
+        if self.backend == "local" or self.forward_credentials:
+            options = storage_options
+        else:
+            options = {k: v for k, v in storage_options.items() if not _SECRET_OPTION.search(k)}
+        if options:
+            env[payload.STORAGE_OPTIONS_ENV] = json.dumps(options, sort_keys=True)
+        env.update(self.environment)
+        return env
+
+    def _call_remotely(self, fn: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
+        from prefect.context import FlowRunContext, TaskRunContext
+        from prefect.logging import get_run_logger
+
+        task_ctx = TaskRunContext.get()
+        flow_ctx = FlowRunContext.get()
+        if task_ctx is None:
+            raise RuntimeError("HTCondorTaskRunner's proxy runs only inside a task run")
+        task_run = task_ctx.task_run
+        logger = get_run_logger()
+        batch = _safe_name(flow_ctx.flow_run.name if flow_ctx and flow_ctx.flow_run else "adhoc")
+        attempt = f"{task_run.id}-{task_run.run_count}"
+        staging_url, options = self._staging()
+        stage = f"{staging_url}/{attempt}"
+        workdir = self._job_root() / batch / f"{_safe_name(task_run.name)}-{attempt}"
+        payload_uri, result_uri = f"{stage}/payload.pkl", f"{stage}/result.pkl"
+        payload.write_bytes(payload_uri, payload.dump_call(fn, args, kwargs), options)
+        succeeded = False
+        try:
+            value = self._run_job(
+                task_run.id, task_run.name, batch, workdir, payload_uri, result_uri, options, logger
+            )
+            succeeded = True
+            return value
+        finally:
+            payload.delete_tree(stage, options)
+            if succeeded and not self.keep_job_files:
+                import shutil
+
+                shutil.rmtree(workdir, ignore_errors=True)
+
+    def _run_job(
+        self,
+        task_run_id: uuid.UUID,
+        task_run_name: str,
+        batch: str,
+        workdir: Path,
+        payload_uri: str,
+        result_uri: str,
+        options: dict,
+        logger: logging.Logger | logging.LoggerAdapter,
+    ) -> Any:
+        scheduler = self._scheduler
+        if scheduler is None or self._closing:
+            raise JobRemovedError("the task runner is shut down; no job was submitted")
+        memory = self.request_memory_mb
+        environment = self._job_environment(options)
+        for submission in range(1, 100):
+            spec = JobSpec(
+                executable=self.python,
+                arguments=["-m", JOB_MODULE, payload_uri, result_uri],
+                log=workdir / f"job-{submission}.log",
+                output=workdir / f"job-{submission}.out",
+                error=workdir / f"job-{submission}.err",
+                batch_name=batch,
+                request_cpus=self.request_cpus,
+                request_memory_mb=memory,
+                request_disk_mb=self.request_disk_mb,
+                environment=environment,
+                container_image=self.container_image,
+                description=task_run_name,
+                extra=self.extra_submit,
+            )
+            spec.log.parent.mkdir(parents=True, exist_ok=True)
+            spec.log.touch()
+            job = scheduler.submit(spec)
+            with self._lock:
+                self._active[task_run_id] = _Active(job, scheduler)
+            logger.info(
+                "%s job %s submitted (batch %s, %d cpu, %d MB memory, log %s)",
+                self.backend,
+                job,
+                batch,
+                spec.request_cpus,
+                memory,
+                spec.log,
+            )
+            try:
+                outcome, detail = self._follow(job, spec, scheduler, logger)
+            except BaseException:
+                # Timeout or cancellation of the task run: the job must not outlive it.
+                self._remove_job(task_run_id, "task run interrupted")
+                raise
+            finally:
+                with self._lock:
+                    self._active.pop(task_run_id, None)
+            if outcome == "memory":
+                if memory >= self.max_memory_mb:
+                    raise JobHeldError(
+                        f"job {job} held for memory at the cap of {self.max_memory_mb} MB: {detail}"
+                    )
+                memory = min(2 * memory, self.max_memory_mb)
+                logger.warning("job %s held: %s; resubmitting with %d MB", job, detail, memory)
+                continue
+            return self._outcome(job, outcome, detail, spec, result_uri, options)
+        raise JobHeldError(f"too many resubmissions of task run {task_run_name}")
+
+    def _outcome(
+        self, job: JobId, outcome: str, detail: Any, spec: JobSpec, result_uri: str, options: dict
+    ) -> Any:
+        if outcome == "held":
+            raise JobHeldError(
+                f"job {job} was held and removed after {self.max_releases} "
+                f"release(s); hold reason: {detail}"
+            )
+        if outcome == "aborted":
+            raise JobRemovedError(f"job {job} was removed: {detail}")
+        if outcome == "vanished":
+            raise JobVanishedError(
+                f"job {job} vanished: the {self.backend} scheduler no longer knows it and its "
+                f"log {spec.log} has no termination event (last event: {detail})"
+            )
+        if detail != 0:
+            raise JobFailedError(
+                f"job {job} exited with status {detail} without running the task function; "
+                f"see {spec.error}"
+            )
+        if not payload.exists(result_uri, options):
+            raise JobFailedError(f"job {job} exited 0 but wrote no result at {result_uri}")
+        body = payload.load_outcome(payload.read_bytes(result_uri, options))
+        if body["ok"]:
+            return body["value"]
+        error = RemoteJobError(str(job), body["type"], body["message"], body["traceback"])
+        original = None
+        if body["exception"] is not None:
+            import pickle
+
+            try:
+                original = pickle.loads(body["exception"])
+            except Exception:
+                original = None
+        raise error from original
+
+    def _follow(
+        self,
+        job: JobId,
+        spec: JobSpec,
+        scheduler: Scheduler,
+        logger: logging.Logger | logging.LoggerAdapter,
+    ) -> tuple[str, Any]:
+        """Follow the job's user log until it ends; stream its output to the task log.
+
+        Returns ("terminated", exit code) | ("memory", reason) | ("held", reason) |
+        ("aborted", reason) | ("vanished", last event name).
+        """
+        events = htcondor2.JobEventLog(str(spec.log))
+        tails = {"stdout": _Tail(spec.output), "stderr": _Tail(spec.error)}
+        state = {"releases": 0, "last": "none"}
+        pause = 0.01
+        next_queue_check = time.monotonic() + self.queue_check_seconds
+
+        def pump(final: bool = False) -> None:
+            for stream, tail in tails.items():
+                for line in tail.lines(final):
+                    logger.info("[%s %s] %s", stream, job, line)
+
+        def handle(event: htcondor2.JobEvent) -> tuple[str, Any] | None:
+            kind = event.type
+            state["last"] = kind.name
+            if kind == htcondor2.JobEventType.EXECUTE:
+                logger.info("job %s executing on %s", job, event.get("ExecuteHost", "?"))
+            elif kind == htcondor2.JobEventType.JOB_TERMINATED:
+                if not event.get("TerminatedNormally", True):
+                    return "terminated", f"killed by signal {event.get('TerminatedBySignal', '?')}"
+                return "terminated", int(event.get("ReturnValue", -1))
+            elif kind == htcondor2.JobEventType.JOB_HELD:
+                reason = str(event.get("HoldReason", "no reason given"))
+                if _is_memory_hold(int(event.get("HoldReasonCode", 0)), reason):
+                    scheduler.remove(job, "held for memory; resubmitting with more")
+                    return "memory", reason
+                if state["releases"] >= self.max_releases:
+                    scheduler.remove(job, f"held: {reason}")
+                    return "held", reason
+                state["releases"] += 1
+                logger.warning("job %s held (%s); releasing (%d)", job, reason, state["releases"])
+                scheduler.release(job)
+            elif kind == htcondor2.JobEventType.JOB_RELEASED:
+                logger.info("job %s released", job)
+            elif kind == htcondor2.JobEventType.JOB_ABORTED:
+                return "aborted", str(event.get("Reason", "removed"))
+            return None
+
+        def read() -> tuple[bool, tuple[str, Any] | None]:
+            progressed = False
+            for event in events.events(stop_after=0):
+                if (event.cluster, event.proc) != (job.cluster, job.proc):
+                    continue
+                progressed = True
+                outcome = handle(event)
+                if outcome is not None:
+                    return True, outcome
+            return progressed, None
+
+        try:
+            while True:
+                progressed, outcome = read()
+                if outcome is None and time.monotonic() >= next_queue_check:
+                    next_queue_check = time.monotonic() + self.queue_check_seconds
+                    if not scheduler.is_queued(job):
+                        # The scheduler may have written its last event just before
+                        # forgetting the job: read the log once more before judging.
+                        outcome = read()[1] or ("vanished", state["last"])
+                if outcome is not None:
+                    pump(final=True)
+                    return outcome
+                pump()
+                pause = 0.01 if progressed else min(self.poll_seconds, pause * 1.5)
+                time.sleep(pause)
+        finally:
+            events.close()
+
+    def _remove_job(self, task_run_id: uuid.UUID, reason: str) -> bool:
+        with self._lock:
+            active = self._active.get(task_run_id)
+        if active is None:
+            return False
+        try:
+            active.scheduler.remove(active.job, reason)
+        except Exception as exc:
+            self.logger.warning("could not remove job %s: %s", active.job, exc)
+            return False
+        return True
