@@ -114,7 +114,14 @@ class MidasFile:
     Iterating yields Event objects; compression is detected from the magic bytes.
     """
 
-    def __init__(self, source: Any, *, max_event_size: int = MAX_EVENT_SIZE) -> None:
+    def __init__(
+        self,
+        source: Any,
+        *,
+        index: EventIndex | None = None,
+        max_event_size: int = MAX_EVENT_SIZE,
+    ) -> None:
+        """`index`: an EventIndex built earlier (e.g. pickled to a worker): no index pass."""
         self.path = name_of(source)
         self._raw, self._owned = open_binary(source)
         self.max_event_size = max_event_size
@@ -127,7 +134,7 @@ class MidasFile:
         self._head = self._raw.read(4)
         self.compression = detect_compression(self._head)
         self._used = False
-        self._index: EventIndex | None = None
+        self._index: EventIndex | None = index
         self._bor: Event | None = None
         self._eor_payload: bytes | None = None
         self._first_time: int | None = None
@@ -214,17 +221,35 @@ class MidasFile:
 
     @property
     def eor_odb(self) -> dict[str, Any]:
-        """The end-of-run ODB; needs the end of the file (builds the index if not built)."""
+        """The end-of-run ODB; needs the end of the file (uses or builds the index)."""
         if self._eor_payload is None:
-            self.index()
-        assert self._eor_payload is not None
+            index = self.index()
+            if self._eor_payload is None and len(index) and index.event_ids[-1] == EOR_ID:
+                self._eor_payload = self.event_at(int(index.offsets[-1])).payload
+        if self._eor_payload is None:
+            raise MidasFormatError(self.path, None, None, "end-of-run event missing")
         return parse_odb(self._eor_payload)
+
+    def event_at(self, offset: int) -> Event:
+        """Decode the one event starting at uncompressed `offset` (an index offset)."""
+        source = self._source_at(offset)
+        source.skip(offset - source.offset)
+        scanner = self._scanner(source, from_start=False)
+        for event_offset, header, payload, _ in scanner:
+            picture = -1
+            if self._index is not None:
+                rows = np.flatnonzero(self._index.offsets == event_offset)
+                picture = int(self._index.picture_numbers[rows[0]]) if rows.size else -1
+            return self._event(event_offset, header, payload or b"", picture)
+        raise MidasFormatError(self.path, offset, None, "no event at this offset")
 
     @property
     def first_time(self) -> int | None:
         """Unix seconds of the run's first picture (its TIME bank), or None if absent."""
         if self._first_time is None and self._index is None:
             self.index()
+        if self._first_time is None and self._index is not None:
+            return self._index.first_time
         return self._first_time
 
     # -- index and chunks ---------------------------------------------------------------------

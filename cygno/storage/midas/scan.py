@@ -96,8 +96,8 @@ class Scanner:
         """Yields (offset, header, payload or None, picture number or -1)."""
         try:
             yield from self._walk()
-        except _Stop:
-            return
+        except _Stop:  # the stream ended or went astray: still say why, if the container knows
+            self._compressed_end_checks()
 
     def _compressed_end_checks(self) -> None:
         if getattr(self.source, "truncated", False):
