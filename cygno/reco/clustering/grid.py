@@ -108,33 +108,45 @@ def dbscan(grid, pts, offsets, is_core, labels, first_label):
 
 @njit(cache=True)
 def grow_in_band(grid, pts, offsets, labels, label, in_band):
-    """Add band points (label NOISE) lying within `offsets` of the cluster, transitively.
+    """Add band points (label NOISE) within `offsets` of the cluster, following chains.
 
-    Scans the neighbourhood of each candidate for a member (early exit) and repeats the
-    sweep until nothing changes, so chains of new members are followed. Returns the
-    number of points added.
+    Band points next to a member seed a breadth-first search that moves through band
+    points only, so the cost is bounded by (candidates + added) × neighbourhood size.
+    Returns the number of points added.
     """
     nx, ny = grid.shape
     cand = np.nonzero(in_band & (labels == NOISE))[0]
-    added = 0
-    changed = True
-    while changed:
-        changed = False
-        for c in range(cand.shape[0]):
-            i = cand[c]
-            if labels[i] != NOISE:
-                continue
-            px, py = pts[i, 0], pts[i, 1]
-            for k in range(offsets.shape[0]):
-                x = px + offsets[k, 0]
-                y = py + offsets[k, 1]
-                if 0 <= x < nx and 0 <= y < ny:
-                    j = grid[x, y]
-                    if j >= 0 and labels[j] == label:
-                        labels[i] = label
-                        added += 1
-                        changed = True
-                        break
+    queue = np.empty(cand.shape[0], dtype=np.int64)
+    top = 0
+    for c in range(cand.shape[0]):
+        i = cand[c]
+        px, py = pts[i, 0], pts[i, 1]
+        for k in range(offsets.shape[0]):
+            x = px + offsets[k, 0]
+            y = py + offsets[k, 1]
+            if 0 <= x < nx and 0 <= y < ny:
+                j = grid[x, y]
+                if j >= 0 and labels[j] == label:
+                    queue[top] = i
+                    top += 1
+                    break
+    for q in range(top):
+        labels[queue[q]] = label
+    added = top
+    while top > 0:
+        top -= 1
+        i = queue[top]
+        px, py = pts[i, 0], pts[i, 1]
+        for k in range(offsets.shape[0]):
+            x = px + offsets[k, 0]
+            y = py + offsets[k, 1]
+            if 0 <= x < nx and 0 <= y < ny:
+                j = grid[x, y]
+                if j >= 0 and in_band[j] and labels[j] == NOISE:
+                    labels[j] = label
+                    queue[top] = j
+                    top += 1
+                    added += 1
     return added
 
 
