@@ -99,8 +99,8 @@ def simulate(
             progress=progress,
         )
     table = Table(title=f"Simulated runs in {store.uri('raw/' + tag)}")
-    for name in ("run", "kind", "pictures", "tracks", "size (MB)", "md5", "key"):
-        table.add_column(name)
+    for name in ("run", "kind", "pictures", "tracks", "MB", "md5"):
+        table.add_column(name, no_wrap=True)
     for run in delivered:
         tracks = sum(len(p.tracks) for p in run.truth.pictures)
         table.add_row(
@@ -110,6 +110,5 @@ def simulate(
             str(tracks),
             f"{run.checksums.size / 1e6:.1f}",
             run.checksums.md5 or "",
-            run.key,
         )
     console.print(table)

@@ -347,7 +347,6 @@ def _check_delivery(store, logbook, delivered, tag="LNGS"):
 
 def test_simulate_and_upload_to_file_store_and_sqlite_logbook(tmp_path):
     from cygno.storage.daqdb import DaqLogbook
-
     from cygno.storage.objectstore import ObjectStore
 
     store = ObjectStore((tmp_path / "store").as_uri())
@@ -361,7 +360,6 @@ def test_simulate_and_upload_to_file_store_and_sqlite_logbook(tmp_path):
 
 def test_simulate_and_upload_to_s3(s3_server, tmp_path):
     from cygno.storage.daqdb import DaqLogbook
-
     from cygno.storage.objectstore import ObjectStore
 
     store = ObjectStore(f"s3://{s3_server.new_bucket()}", s3_server.storage_options())
@@ -370,11 +368,11 @@ def test_simulate_and_upload_to_s3(s3_server, tmp_path):
 
 
 def test_cygno_simulate_command(tmp_path, monkeypatch):
-    from cygno.storage.daqdb import DaqLogbook
     from typer.testing import CliRunner
 
     from cygno.cli import _register, app
     from cygno.settings import get_settings
+    from cygno.storage.daqdb import DaqLogbook
     from cygno.storage.objectstore import ObjectStore
 
     monkeypatch.setenv("CYGNO_DATA_DIR", str(tmp_path / "data"))
@@ -394,7 +392,8 @@ def test_cygno_simulate_command(tmp_path, monkeypatch):
         assert store.exists("raw/MAN/run00003.mid.gz")  # continued after the logbook's last run
         logbook = DaqLogbook(settings.daqdb_url)
         assert logbook.get(1)["pedestal_run"] == 1 and logbook.get(3)["pedestal_run"] == 0
-        assert "run00003" not in result.output and "run00003" in again.output
+        assert "pedestal" in result.output and "pedestal" not in again.output
+        assert logbook.get(3)["file_checksum"] in again.output
         bad = CliRunner().invoke(app, ["simulate", "--shape", "1x2x3"])
         assert bad.exit_code != 0
     finally:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
+from scipy.special import ndtri
 
 PEDESTAL_LEVEL = 100.0
 """Mean pedestal level, ADC (the spark veto assumes ≈100)."""
@@ -19,6 +20,15 @@ SIGMA_RANGE = (1.0, 3.0)
 """Per-pixel noise sigma range, ADC."""
 
 ADC_MAX = 65535
+
+_GAUSS_TABLE = ndtri((np.arange(65536) + 0.5) / 65536).astype(np.float32)
+"""Standard-normal quantiles at 2¹⁶ equally likely levels: indexing it with uniform
+16-bit integers draws N(0, 1) (tails cut at 4.3σ) ~4× faster than ``standard_normal``."""
+
+
+def fast_standard_normal(rng: np.random.Generator, n: int) -> np.ndarray:
+    """``n`` float32 standard-normal draws via the quantile table (the hot path)."""
+    return _GAUSS_TABLE[rng.integers(0, 65536, n, dtype=np.uint16)]
 
 
 @dataclass(frozen=True, eq=False)
@@ -38,7 +48,7 @@ class Camera:
     def dark_frame(self, rng: np.random.Generator) -> np.ndarray:
         """One flat float32 frame of pedestal + Gaussian read noise + hot pixels."""
         npix = self.shape[0] * self.shape[1]
-        frame = rng.standard_normal(npix, dtype=np.float32)
+        frame = fast_standard_normal(rng, npix)
         frame *= self.sigma.ravel()
         frame += self.pedestal.ravel()
         frame[self.hot_index] += self.hot_level

@@ -18,7 +18,14 @@ from cygno.reco.simulate.run import EPOCH, RunTruth, simulate_run, truth_name
 from cygno.storage.checksum import Checksums
 from cygno.storage.keys import raw_key
 
-LIME_HV = {"GEM1_V": 440.0, "GEM2_V": 440.0, "GEM3_V": 440.0, "DRIFT_V": 40000.0}
+LIME_HV = {
+    "GEM1_V": 440.0,
+    "GEM2_V": 440.0,
+    "GEM3_V": 440.0,
+    "DRIFT_V": 30000.0,
+    "CATHODE_V": 30000.0,
+    **{f"T{i}_V": 500.0 for i in range(1, 7)},
+}
 """Nominal LIME voltages (V) written for HV-on runs; pedestal runs have them at 0."""
 
 RUN_GAP_S = 60.0
@@ -50,7 +57,7 @@ def truth_key(tag: str, run: int) -> str:
 
 
 def _utc(seconds: float) -> dt.datetime:
-    return dt.datetime.fromtimestamp(seconds, dt.UTC).replace(tzinfo=None, microsecond=0)
+    return dt.datetime.fromtimestamp(seconds, dt.UTC).replace(microsecond=0)
 
 
 def _start_row(run: int, kind: str, events: int, start: float, exposure: float, seed: int):
@@ -69,7 +76,7 @@ def _start_row(run: int, kind: str, events: int, start: float, exposure: float, 
         **hv,
         "HV_STATE": 0 if pedestal else 1,
         "pedestal_run": 1 if pedestal else 0,
-        "source_type": 1 if kind in ("fe55", "mixed") else 0,
+        "source_type": "Fe55" if kind in ("fe55", "mixed") else "none",
         "source_position": 0.0,
         "run_type": "pedestal" if pedestal else f"simulation:{kind}",
         "storage_local_status": 1,
