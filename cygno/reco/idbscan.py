@@ -110,8 +110,8 @@ class _Directional:
 
     def __init__(self, pts, grid, w, params: IDBSCANParams, seed: int, budget: float):
         self.pts, self.grid, self.p = pts, grid, params
-        self.eps_off = g.cityblock_offsets(params.eps)
-        self.is_core = g.weighted_counts(grid, pts, w, self.eps_off) >= params.min_samples
+        self.eps_spans = g.cityblock_spans(params.eps)
+        self.is_core = g.weighted_counts(grid, pts, w, self.eps_spans) >= params.min_samples
         self.state = ransac.rng_state(seed)
         self.deadline = time.perf_counter() + budget
         self.budget = budget
@@ -135,7 +135,7 @@ class _Directional:
         p = self.p
         n = len(self.pts)
         seeds = np.full(n, g.NOISE, dtype=np.int32)
-        n_seeds = g.dbscan(self.grid, self.pts, self.eps_off, self.is_core, seeds, 0)
+        n_seeds = g.dbscan(self.grid, self.pts, self.eps_spans, self.is_core, seeds, 0)
         if n_seeds == 0:
             return ClusterResult(seeds, np.zeros(0, bool), False)
         sizes = np.bincount(seeds[seeds >= 0], minlength=n_seeds)
@@ -148,9 +148,9 @@ class _Directional:
         n_tracks = self._tracks(seeds, candidates, labels)
         # Step 6: isolation of the tracks, then step 7: plain DBSCAN on the rest.
         if n_tracks:
-            iso = g.euclidean_offsets(p.isolation_radius, strict=True)
+            iso = g.euclidean_spans(p.isolation_radius, strict=True)
             g.mark_near(self.grid, self.pts, iso, labels, 0, n_tracks, g.EXCLUDED)
-        n_all = g.dbscan(self.grid, self.pts, self.eps_off, self.is_core, labels, n_tracks)
+        n_all = g.dbscan(self.grid, self.pts, self.eps_spans, self.is_core, labels, n_tracks)
         rest = np.bincount(labels[labels >= 0], minlength=n_all)
         small = np.nonzero(rest < min_seed)[0]
         small = small[small >= n_tracks]
@@ -183,7 +183,7 @@ class _Directional:
     def _tracks(self, seeds, candidates, labels) -> int:
         """Step 5–6: directional expansion of each candidate; returns the number of tracks."""
         p = self.p
-        dir_off = g.cityblock_offsets(p.dir_radius)
+        dir_spans = g.cityblock_spans(p.dir_radius)
         label = 0
         for s in candidates:
             if self._out_of_time("the directional expansion"):
@@ -193,7 +193,7 @@ class _Directional:
             if labels[start] != g.NOISE:
                 continue
             size = g.expand(
-                self.grid, self.pts, self.eps_off, self.is_core, labels, start, label,
+                self.grid, self.pts, self.eps_spans, self.is_core, labels, start, label,
                 p.expand_noncore, self.stack,
             )  # fmt: skip
             model = self._fit(labels == label) if size > p.dir_minsamples else None
@@ -204,7 +204,7 @@ class _Directional:
                 if self._out_of_time("the directional growth"):
                     break
                 band = _in_band(self.xy, model, p.dir_thickness)
-                if g.grow_in_band(self.grid, self.pts, dir_off, labels, label, band) == 0:
+                if g.grow_in_band(self.grid, self.pts, dir_spans, labels, label, band) == 0:
                     break
                 model = self._fit(labels == label, min_order=model[2]) or model
             if np.count_nonzero(labels == label) < p.dir_minsamples:
@@ -254,17 +254,17 @@ def _fourpass(pts, grid, w, params: IDBSCANParams) -> ClusterResult:
     """
     eps, mins, cuts = params.fourpass_eps, params.fourpass_min_samples, params.fourpass_size_cuts
     labels = np.full(len(pts), g.NOISE, dtype=np.int32)
-    off = g.euclidean_offsets(eps[0])
-    core = g.weighted_counts(grid, pts, w, off) >= mins[0]
-    g.dbscan(grid, pts, off, core, labels, 0)
+    spans = g.euclidean_spans(eps[0])
+    core = g.weighted_counts(grid, pts, w, spans) >= mins[0]
+    g.dbscan(grid, pts, spans, core, labels, 0)
     free = labels >= 0
     labels[:] = np.where(free, g.NOISE, g.EXCLUDED)
     next_label, tracklike = 0, []
     for k in range(1, len(eps)):
-        off = g.euclidean_offsets(eps[k])
-        core = g.weighted_counts(grid, pts, w, off) >= mins[k]
+        spans = g.euclidean_spans(eps[k])
+        core = g.weighted_counts(grid, pts, w, spans) >= mins[k]
         trial = labels.copy()
-        end = g.dbscan(grid, pts, off, core, trial, next_label)
+        end = g.dbscan(grid, pts, spans, core, trial, next_label)
         sizes = np.bincount(trial[trial >= next_label] - next_label, minlength=end - next_label)
         cut = cuts[k - 1] if k - 1 < len(cuts) else 0
         keep = np.nonzero(sizes >= cut)[0] + next_label

@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from cygno.reco.clustering.grid import cityblock_offsets, euclidean_offsets
+from cygno.reco.clustering.grid import cityblock_spans, euclidean_spans, span_cells
 from cygno.reco.idbscan import ClusterResult, IDBSCANParams, idbscan
 
 
@@ -46,11 +46,21 @@ def clusters_of(res: ClusterResult, points: np.ndarray, shape: set) -> set[int]:
     return set(res.labels[idx].tolist())
 
 
-def test_offsets_are_the_diamond_and_the_disk():
-    assert len(cityblock_offsets(12)) == 2 * 12 * 13 + 1
-    assert len(cityblock_offsets(28)) == 2 * 28 * 29 + 1
-    assert len(euclidean_offsets(1)) == 5
-    assert len(euclidean_offsets(5, strict=True)) == 69
+def cells_of(spans: np.ndarray) -> set[tuple[int, int]]:
+    return {(int(dx), dy) for dx, h in spans for dy in range(-h, h + 1)}
+
+
+@pytest.mark.parametrize("radius", [1.0, 3.5, 5.0, 5.8, 12.0, 28.0])
+def test_spans_are_exactly_the_diamond_and_the_disk(radius):
+    r = int(radius) + 1
+    box = [(dx, dy) for dx in range(-r, r + 1) for dy in range(-r, r + 1)]
+    diamond = {c for c in box if abs(c[0]) + abs(c[1]) <= radius}
+    disk_le = {c for c in box if c[0] ** 2 + c[1] ** 2 <= radius**2}
+    disk_lt = {c for c in box if c[0] ** 2 + c[1] ** 2 < radius**2}
+    assert cells_of(cityblock_spans(radius)) == diamond
+    assert cells_of(euclidean_spans(radius)) == disk_le
+    assert cells_of(euclidean_spans(radius, strict=True)) == disk_lt
+    assert span_cells(cityblock_spans(radius)) == len(diamond)
 
 
 def test_straight_line_is_one_tracklike_cluster():
