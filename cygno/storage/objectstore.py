@@ -80,6 +80,11 @@ class PublishedFile:
     def tell(self) -> int:
         return self._writer.nbytes
 
+    @property
+    def adler32(self) -> str:
+        """adler32 of the bytes written so far (to check before committing)."""
+        return self._writer.adler32
+
     def flush(self) -> None:
         self._raw.flush()
 
