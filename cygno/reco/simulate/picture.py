@@ -11,7 +11,13 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from cygno.reco.simulate.camera import ADC_MAX, PEDESTAL_LEVEL, Camera, make_camera
+from cygno.reco.simulate.camera import (
+    ADC_MAX,
+    PEDESTAL_LEVEL,
+    Camera,
+    fast_standard_normal,
+    make_camera,
+)
 from cygno.reco.simulate.tracks import (
     LIGHT_YIELD,
     Geometry,
@@ -98,13 +104,12 @@ def make_tracks(
 def _quanta(rng: np.random.Generator, track: Track, shape: tuple[int, int]) -> np.ndarray:
     """Flat frame indices of the light quanta of one track (Poisson count, diffused)."""
     height, width = shape
-    n = int(rng.poisson(track.truth.light))
-    if len(track.points) == 1:
-        pos = np.broadcast_to(track.points[0], (n, 2))
-    else:
-        pos = track.points[rng.choice(len(track.points), size=n, p=track.weights)]
-    pos = pos + rng.normal(0.0, track.truth.sigma_px, (n, 2))
-    ij = np.floor(pos + 0.5).astype(np.int64)
+    counts = rng.poisson(track.truth.light * track.weights)
+    n = int(counts.sum())
+    pos = np.repeat(track.points.astype(np.float32), counts, axis=0)
+    pos += np.float32(track.truth.sigma_px) * fast_standard_normal(rng, 2 * n).reshape(n, 2)
+    pos += np.float32(0.5)
+    ij = np.floor(pos).astype(np.int64)
     inside = (ij[:, 0] >= 0) & (ij[:, 0] < height) & (ij[:, 1] >= 0) & (ij[:, 1] < width)
     ij = ij[inside]
     return ij[:, 0] * width + (width - 1 - ij[:, 1])  # working y -> frame column
