@@ -251,3 +251,35 @@ def test_concurrent_upserts_of_the_same_key_never_duplicate(catalog):
     assert summary["runs"] == 5
     assert summary["raw_files"] == {"ingested": 5}
     assert summary["reco_outputs"] == {V1: 5}
+
+
+def test_cli_prints_runs_with_raw_tape_reco_and_quality_state(tmp_path):
+    from typer.testing import CliRunner
+
+    from cygno.cli import _register, app
+
+    _register()  # every command group, as `cygno` itself does
+
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    catalog = Catalog(url)
+    catalog.upsert_raw_file(RAW, 1234, "LNGS", 1_500_000, "0a1b2c3d", None, 400)
+    catalog.record_tape_copy(RAW, TAPE, "0a1b2c3d", 1_500_000, verified=True)
+    catalog.upsert_reco_output(1234, "LNGS", V1, "aaaaaaaa", "s3://b/r.root", 400, 812)
+    catalog.upsert_quality_report(1234, "LNGS", V1, None, "good", {})
+    catalog.upsert_raw_file(
+        "s3://b/quarantine/LNGS/run01235.mid.gz", 1235, "LNGS", state="quarantined"
+    )
+    catalog.record_failure(1235, "LNGS", "ingest", "truncated event", abandon_after=1)
+
+    result = CliRunner().invoke(app, ["catalog", "--url", url], env={"COLUMNS": "250"})
+    assert result.exit_code == 0, result.output
+    lines = {line.split()[1]: line for line in result.output.splitlines() if "│ 0123" in line}
+    assert "ingested" in lines["01234"] and "ok" in lines["01234"]
+    assert V1 in lines["01234"] and "good" in lines["01234"] and "1.5 MB" in lines["01234"]
+    assert "quarantined" in lines["01235"] and "abandoned" in lines["01235"]
+    abandoned = next(line for line in result.output.splitlines() if "abandoned runs" in line)
+    assert abandoned.split()[-2:] == ["1", "│"]
+
+    only = CliRunner().invoke(app, ["catalog", "--url", url, "--first", "1235"])
+    assert "01234" not in only.output and "01235" in only.output
+    catalog.close()

@@ -1,0 +1,104 @@
+"""``cygno catalog``: what the catalog holds — runs with raw, tape, reco and quality state."""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from cygno.cli import app
+
+_STYLE = {
+    "ingested": "green",
+    "ok": "green",
+    "good": "green",
+    "warning": "yellow",
+    "quarantined": "red",
+    "mismatch": "red",
+    "missing": "red",
+    "bad": "red",
+    "deleted": "dim",
+}
+
+
+def _styled(value: str | None) -> str:
+    if value is None:
+        return "[dim]–[/dim]"
+    style = _STYLE.get(value)
+    return f"[{style}]{value}[/{style}]" if style else value
+
+
+def _size(nbytes: int | None) -> str:
+    if nbytes is None:
+        return "–"
+    size = float(nbytes)
+    for unit in ("B", "kB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    raise AssertionError("unreachable")
+
+
+@app.command("catalog")
+def catalog_command(
+    first: int | None = typer.Option(None, "--first", help="First run number shown."),
+    last: int | None = typer.Option(None, "--last", help="Last run number shown."),
+    tag: str | None = typer.Option(None, "--tag", help="Only this site tag (LNGS, LNF, MAN)."),
+    limit: int = typer.Option(50, "--limit", min=0, help="Show at most the last N runs."),
+    url: str | None = typer.Option(
+        None, "--url", help="Catalog database URL (default: CYGNO_CATALOG_URL)."
+    ),
+) -> None:
+    """Print the catalog: a summary, then one line per run."""
+    from cygno.storage.catalog import Catalog
+
+    console = Console()
+    catalog = Catalog(url)
+    summary = catalog.summary()
+    runs = catalog.runs(first, last, tag)
+
+    overview = Table(title="Catalog", show_header=False, title_justify="left")
+    overview.add_column(style="bold")
+    overview.add_column()
+    overview.add_row("runs", str(summary["runs"]))
+    for name in ("raw_files", "tape_copies", "reco_outputs", "quality"):
+        counts = summary[name]
+        text = ", ".join(f"{_styled(k)} {n}" for k, n in counts.items()) or "[dim]none[/dim]"
+        overview.add_row(name.replace("_", " "), text)
+    overview.add_row("abandoned runs", str(summary["abandoned_runs"]))
+    overview.add_row("logbook rows", str(summary["logbook_rows"]))
+    console.print(overview)
+
+    if not runs:
+        console.print("[dim]No runs catalogued yet.[/dim]")
+        return
+    shown = runs[-limit:] if limit else []
+    table = Table(title=f"Runs ({len(shown)} of {len(runs)})", title_justify="left")
+    table.add_column("run", justify="right", no_wrap=True, min_width=5)
+    table.add_column("tag", no_wrap=True)
+    table.add_column("raw", no_wrap=True)
+    for column in ("size", "events"):
+        table.add_column(column, justify="right", overflow="fold")
+    for column in ("adler32", "tape", "reco versions", "quality", "pedestal", "failures"):
+        table.add_column(column, overflow="fold")
+    for run in shown:
+        raw = run.raw
+        quality = "  ".join(f"{q.reco_version}:{_styled(q.flag)}" for q in run.quality)
+        failures = ", ".join(
+            f"{f.step}×{f.count}" + (" [red]abandoned[/red]" if f.abandoned else "")
+            for f in run.failures
+        )
+        table.add_row(
+            f"{run.run:05d}",
+            run.tag,
+            _styled(run.raw_state),
+            _size(raw.size if raw else None),
+            str(raw.events) if raw and raw.events is not None else "–",
+            raw.adler32 if raw and raw.adler32 else "–",
+            _styled(run.tape_state),
+            ", ".join(run.reco_versions) or "–",
+            quality or "–",
+            str(run.pedestal_run) if run.pedestal_run is not None else "–",
+            failures or "–",
+        )
+    console.print(table)
