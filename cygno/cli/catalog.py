@@ -39,17 +39,29 @@ def _size(nbytes: int | None) -> str:
     raise AssertionError("unreachable")
 
 
-@app.command("catalog")
+catalog_app = typer.Typer(
+    name="catalog",
+    help="What the catalog holds (runs, raw/tape/reco/quality state); reset abandoned runs.",
+    invoke_without_command=True,
+    no_args_is_help=False,
+)
+app.add_typer(catalog_app)
+
+_URL = typer.Option(None, "--url", help="Catalog database URL (default: CYGNO_CATALOG_URL).")
+
+
+@catalog_app.callback()
 def catalog_command(
+    ctx: typer.Context,
     first: int | None = typer.Option(None, "--first", help="First run number shown."),
     last: int | None = typer.Option(None, "--last", help="Last run number shown."),
     tag: str | None = typer.Option(None, "--tag", help="Only this site tag (LNGS, LNF, MAN)."),
     limit: int = typer.Option(50, "--limit", min=0, help="Show at most the last N runs."),
-    url: str | None = typer.Option(
-        None, "--url", help="Catalog database URL (default: CYGNO_CATALOG_URL)."
-    ),
+    url: str | None = _URL,
 ) -> None:
     """Print the catalog: a summary, then one line per run."""
+    if ctx.invoked_subcommand is not None:
+        return
     from cygno.storage.catalog import Catalog
 
     console = Console()
@@ -102,3 +114,18 @@ def catalog_command(
             failures or "–",
         )
     console.print(table)
+
+
+@catalog_app.command("reset")
+def reset_command(
+    run: int = typer.Argument(..., help="Run number."),
+    tag: str = typer.Option("LNGS", "--tag", help="Site tag of the run."),
+    step: str | None = typer.Option(None, "--step", help="Only this step's failures."),
+    url: str | None = _URL,
+) -> None:
+    """Forget a run's failures so an abandoned run is processed again."""
+    from cygno.storage.catalog import Catalog
+
+    cleared = Catalog(url).reset(run, tag, step)
+    what = f"step {step}" if step else "all steps"
+    Console().print(f"{tag} run {run:05d}: cleared {cleared} failure record(s) ({what}).")

@@ -282,4 +282,9 @@ def test_cli_prints_runs_with_raw_tape_reco_and_quality_state(tmp_path):
 
     only = CliRunner().invoke(app, ["catalog", "--url", url, "--first", "1235"])
     assert "01234" not in only.output and "01235" in only.output
+
+    reset = CliRunner().invoke(app, ["catalog", "reset", "1235", "--tag", "LNGS", "--url", url])
+    assert reset.exit_code == 0, reset.output
+    assert "cleared 1" in reset.output
+    assert not catalog.is_abandoned(1235, "LNGS")
     catalog.close()
