@@ -82,6 +82,7 @@ class Scanner:
         self.eor_payload: bytes | None = None
         self.eor_seen = False
         self.file_run = run_from_name(path)
+        self._cut_short = False
 
     def defect(self, offset: int | None, serial: int | None, reason: str, *, event_id=None):
         if self.collect is None:
@@ -98,6 +99,10 @@ class Scanner:
             yield from self._walk()
         except _Stop:  # the stream ended or went astray: still say why, if the container knows
             self._compressed_end_checks()
+            if self._cut_short and self.from_start and not self.eor_seen:
+                self.defect(
+                    self.source.offset, None, "end-of-run event missing: the run was cut short"
+                )
 
     def _compressed_end_checks(self) -> None:
         if getattr(self.source, "truncated", False):
@@ -117,6 +122,7 @@ class Scanner:
             if not raw_header:
                 break
             if len(raw_header) < EVENT_HEADER.size:
+                self._cut_short = not self.eor_seen
                 if self.eor_seen:
                     self.fatal(offset, last_serial, self._garbage_reason(len(raw_header)))
                 self.fatal(
@@ -157,6 +163,7 @@ class Scanner:
                 payload = None
                 got = source.skip(header.data_size)
             if got < header.data_size:
+                self._cut_short = True
                 self.fatal(
                     offset,
                     serial,

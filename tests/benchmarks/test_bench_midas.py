@@ -1,0 +1,146 @@
+"""MIDAS read throughput against plain `gzip` decompression, and peak RSS on a >1 GB run.
+
+Ratios only, measured in the same run; the RSS check is relative to the file's size.
+"""
+
+from __future__ import annotations
+
+import gzip
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cygno.storage.midas import MidasFile, MidasWriter
+
+pytestmark = pytest.mark.bench
+
+SIDE = 2304  # LIME's sCMOS: 2304x2304 uint16 = 10.6 MB per picture
+
+
+def _frames(n_distinct: int, seed: int = 1) -> list[np.ndarray]:
+    """Pedestal ~100 ADU with ~2 ADU noise and a few hot pixels, like a LIME dark frame."""
+    rng = np.random.default_rng(seed)
+    pedestal = rng.normal(100, 1.5, (SIDE, SIDE)).astype(np.float32)
+    frames = []
+    for _ in range(n_distinct):
+        frame = pedestal + rng.normal(0, 2.0, (SIDE, SIDE)).astype(np.float32)
+        frame.flat[rng.integers(0, SIDE * SIDE, 200)] = 4000
+        frames.append(np.clip(frame, 0, 65535).astype(np.uint16))
+    return frames
+
+
+def _write(path: Path, n_events: int, frames: list[np.ndarray]) -> None:
+    with MidasWriter(path, compression="gzip") as w:
+        w.write_bor(1234, {"Configurations": {"Exposure": 0.3}}, 1_700_000_000)
+        for i in range(n_events):
+            banks = [("CAM0", frames[i % len(frames)]), ("TSP0", np.array([i, 0], np.uint32))]
+            if i == 0:
+                banks.append(("TIME", np.array([1_700_000_001], np.uint32)))
+            w.write_event(1, i, i * 300, banks)
+            if i % 10 == 0:
+                w.write_event(7, i // 10, i * 300, [("TCAM", np.array([-10.0]))], "16")
+        w.write_eor(1234, {}, 1_700_000_100)
+
+
+def _gzip_seconds(path: Path) -> float:
+    start = time.perf_counter()
+    with gzip.open(path, "rb") as f:
+        while f.read(1 << 20):
+            pass
+    return time.perf_counter() - start
+
+
+def _midas_seconds(path: Path) -> tuple[float, int]:
+    start = time.perf_counter()
+    n = 0
+    checksum = 0
+    with MidasFile(path) as f:
+        for event in f:
+            if event.is_picture:
+                checksum += int(event.picture()[0, 0])  # touch the frame
+                n += 1
+    return time.perf_counter() - start, n
+
+
+def test_bench_midas_read_throughput_vs_gzip(tmp_path):
+    path = tmp_path / "run01234.mid.gz"
+    n_events = 30
+    _write(path, n_events, _frames(n_events))
+    raw_size = n_events * SIDE * SIDE * 2
+    print(
+        f"\nfile: {path.stat().st_size / 1e6:.0f} MB gz, ratio {raw_size / path.stat().st_size:.2f}"
+    )
+    gz, ours = [], []
+    for _ in range(3):
+        gz.append(_gzip_seconds(path))
+        seconds, n = _midas_seconds(path)
+        assert n == n_events
+        ours.append(seconds)
+    t_gz, t_ours = min(gz), min(ours)
+    print(
+        f"gzip module: {n_events / t_gz:.1f} events/s; MidasFile: {n_events / t_ours:.1f} events/s"
+    )
+    print(f"MIDAS read throughput / gzip decompression = {t_gz / t_ours:.2f} (goal >= 2)")
+
+    with MidasFile(path) as f:
+        start = time.perf_counter()
+        index = f.index()
+        t_index = time.perf_counter() - start
+        start = time.perf_counter()
+        chunk = list(f.read_events(25, 30))
+        t_chunk = time.perf_counter() - start
+    assert len(chunk) == 5 and index.n_pictures == n_events
+    print(
+        f"index pass (zlib, with checkpoints) = {t_index / t_gz:.2f} x gzip; last-5 chunk "
+        f"via checkpoint = {t_chunk / t_ours * n_events / 5:.2f} x sequential cost per event"
+    )
+
+
+READER = textwrap.dedent(
+    """
+    import resource, sys
+    from cygno.storage.midas import MidasFile, validate
+    path, mode = sys.argv[1], sys.argv[2]
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    n = 0
+    if mode == "read":
+        with MidasFile(path) as f:
+            for event in f:
+                n += event.is_picture and int(event.picture()[5, 5]) >= 0
+            n += len(list(f.read_events(80, 85)))
+    elif mode == "validate":
+        n = validate(path).pictures
+    print(base, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, n)
+    """
+)
+
+
+def _peak_rss(path: Path, mode: str) -> tuple[int, int, int]:
+    out = subprocess.run(
+        [sys.executable, "-c", READER, str(path), mode],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    return int(out[0]) * 1024, int(out[1]) * 1024, int(out[2])
+
+
+def test_bench_midas_peak_rss_on_a_1gb_run(tmp_path):
+    path = tmp_path / "run01235.mid.gz"
+    n_events = 100  # 100 x 10.6 MB = 1.06 GB uncompressed
+    _write(path, n_events, _frames(3, seed=2))
+    uncompressed = n_events * SIDE * SIDE * 2
+    assert uncompressed > 1 << 30
+    for mode, expected in [("read", n_events + 5), ("validate", n_events)]:
+        start, peak, n = _peak_rss(path, mode)
+        assert n == expected
+        print(
+            f"\n{mode}: {uncompressed / 1e9:.2f} GB uncompressed run, peak RSS {peak / 1e6:.0f} MB "
+            f"(after imports {start / 1e6:.0f} MB) = {peak / uncompressed:.3f} of the run"
+        )
+        assert peak < uncompressed / 8  # bounded: a few events, never the whole run
