@@ -177,7 +177,7 @@ def simulate_run(
 
     ``camera_seed`` fixes pedestal/noise/hot-pixel maps (share it between a pedestal run
     and its data runs); ``seed`` drives everything else. Pedestal runs have the HV off:
-    no tracks, no sparks, flat PMT baselines.
+    no tracks, no sparks, flat PMT baselines; noise runs have the HV on but no tracks.
     """
     from cygno.storage.midas import MidasWriter
 
@@ -188,7 +188,7 @@ def simulate_run(
     camera = make_camera(camera_seed, shape)
     start = float(EPOCH + 1200 * run_number if start_time is None else start_time)
     dark = kind in ("pedestal", "noise")
-    sparks = 0.0 if dark else spark_fraction
+    sparks = 0.0 if kind == "pedestal" else spark_fraction  # sparks need the HV on
     odb = run_odb(run_number, kind, shape, exposure_s, start)
 
     truth = RunTruth(
@@ -221,7 +221,7 @@ def simulate_run(
             if index == 0:
                 banks.append(("TIME", np.array([int(start)], dtype=np.uint32)))
             if pmt:
-                lit = [] if dark else tracks_truth
+                lit = [] if kind == "pedestal" else tracks_truth
                 banks += pmt_banks(rng, lit, shape, first_ttt=elapsed_ms * 1_000_000)
             writer.write_event(PICTURE_EVENT_ID, index, elapsed_ms, banks, "32")
             truth.pictures.append(PictureTruth(index, with_spark, tracks_truth))
