@@ -1,0 +1,70 @@
+"""Run-level bookkeeping around the flows: abandoned runs are skipped, failures counted."""
+
+from __future__ import annotations
+
+from prefect import task
+
+from cygno.tasks import resources
+from cygno.tasks.ingest import raw_location
+from cygno.tasks.models import RawFile
+
+#: Flow runs of one run that may fail before it is abandoned (skipped until reset).
+ABANDON_AFTER = 3
+
+
+@task(name="check-abandoned", retries=2, retry_delay_seconds=5, tags=["cygno", "catalog"])
+def abandoned(raw_uri: str) -> str | None:
+    """Why this run is skipped (it failed too often and nobody reset it), or None."""
+    _, tag, run = raw_location(raw_uri)
+    if not resources.catalog().is_abandoned(run, tag):
+        return None
+    return (
+        f"{tag} run {run} is abandoned after repeated failures; "
+        f"reset it with `cygno catalog reset {run} --tag {tag}` to process it again"
+    )
+
+
+def record_failure_hook(step: str):
+    """A flow on_failure hook that counts the failure against the flow run's raw file."""
+
+    def record(flow, flow_run, state) -> None:
+        raw_uri = (flow_run.parameters or {}).get("raw_uri")
+        raw = (flow_run.parameters or {}).get("raw")
+        if raw_uri:
+            _, tag, run = raw_location(raw_uri)
+        elif raw is not None:
+            tag, run = (raw["tag"], raw["run"]) if isinstance(raw, dict) else (raw.tag, raw.run)
+        else:
+            return
+        resources.catalog().record_failure(
+            run, tag, step, state.message or state.name, abandon_after=ABANDON_AFTER
+        )
+
+    record.__name__ = f"record_{step.replace('-', '_')}_failure"
+    return record
+
+
+@task(name="select-runs", retries=2, retry_delay_seconds=5, tags=["cygno", "catalog"])
+def select_runs(
+    first_run: int | None, last_run: int | None, tag: str, reco_version: str
+) -> list[RawFile]:
+    """Catalogued, not quarantined, not abandoned runs in the range lacking ``reco_version``
+    (the whole catalog when no range is given), in run order."""
+    catalog, store = resources.catalog(), resources.store()
+    chosen = []
+    for run in catalog.runs_lacking(reco_version, tag, first_run, last_run):
+        raw = catalog.run(run, tag).raw
+        chosen.append(
+            RawFile(
+                raw.uri,
+                store.key_of(raw.uri),
+                run,
+                tag,
+                raw.size,
+                raw.adler32,
+                raw.md5,
+                raw.events,
+                raw.pictures,
+            )
+        )
+    return chosen

@@ -1,0 +1,43 @@
+"""DAQ logbook → catalog: one run's row (in process-run) or everything that changed."""
+
+from __future__ import annotations
+
+from prefect import task
+from prefect.tasks import exponential_backoff
+
+from cygno.tasks import resources
+
+
+@task(
+    name="mirror-run",
+    retries=3,
+    retry_delay_seconds=exponential_backoff(backoff_factor=5),
+    timeout_seconds=300,
+    tags=["cygno", "logbook"],
+)
+def mirror_run(run: int) -> bool:
+    """Copy this run's logbook row into the catalog; False when the logbook has none yet."""
+    row = resources.logbook().get(run)
+    if row is None:
+        return False
+    resources.catalog().upsert_logbook([row])
+    return True
+
+
+@task(
+    name="mirror-logbook",
+    retries=3,
+    retry_delay_seconds=exponential_backoff(backoff_factor=5),
+    timeout_seconds=900,
+    tags=["cygno", "logbook"],
+)
+def mirror_logbook() -> int:
+    """Incremental mirror from the catalog's high-water mark (new runs and rows modified
+    since); upserts make the overlap free. Returns how many rows changed."""
+    catalog, logbook = resources.catalog(), resources.logbook()
+    last_run, last_modified = catalog.logbook_high_water()
+    if last_run is None:
+        rows = logbook.runs_after(-1)
+    else:
+        rows = [*logbook.runs_after(last_run), *logbook.changed_since(last_modified)]
+    return catalog.upsert_logbook(rows)

@@ -1,0 +1,142 @@
+"""quality: monitoring histograms, reference comparison and flag for one reconstructed
+run (``reco.quality``), recorded in the catalog, shown as Prefect artifacts, and an
+alarm event when the run is not good."""
+
+from __future__ import annotations
+
+import io
+import re
+
+from prefect import task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.events import emit_event
+from prefect.tasks import exponential_backoff
+
+from cygno.reco import quality as dq
+from cygno.reco.pedestal import PedestalMaps
+from cygno.storage import keys
+from cygno.tasks import resources
+from cygno.tasks.models import QualityOutcome, RecoOutput
+
+ALARM_EVENT = "cygno.quality.alarm"
+
+
+def artifact_key(kind: str, reco: RecoOutput) -> str:
+    """Prefect artifact keys allow lower-case letters, digits and dashes only."""
+    raw = f"{kind}-{reco.tag}-run{reco.run:05d}-{reco.reco_version}".lower()
+    return re.sub(r"[^a-z0-9-]+", "-", raw).strip("-")
+
+
+def public_url() -> str:
+    s = resources.settings()
+    return (s.public_url or f"http://{s.bridge_host}:{s.bridge_port}").rstrip("/")
+
+
+def _reference(reco: RecoOutput, store) -> dq.Reference | None:
+    """The latest earlier good run of the same tag, version and run type, if any."""
+    catalog = resources.catalog()
+    this = catalog.run(reco.run, reco.tag)
+    kind = this.run_type if this else None
+    for record in sorted(catalog.runs(last=reco.run - 1, tag=reco.tag), key=lambda r: -r.run):
+        if record.run_type != kind or record.quality_flag(reco.reco_version) != "good":
+            continue
+        prefix = keys.quality_prefix(reco.reco_version, reco.tag, record.run)
+        if store.exists(prefix + "summary.json"):
+            return dq.load_reference(store, prefix)
+    return None
+
+
+def _alarm(reco: RecoOutput, outcome: QualityOutcome, url: str) -> None:
+    emit_event(
+        event=ALARM_EVENT,
+        resource={
+            "prefect.resource.id": f"cygno.run.{reco.tag}.{reco.run:05d}",
+            "prefect.resource.name": f"{reco.tag} run {reco.run}",
+            "cygno.run": str(reco.run),
+            "cygno.tag": reco.tag,
+            "cygno.reco_version": reco.reco_version,
+            "cygno.flag": outcome.flag,
+        },
+        payload={"flag": outcome.flag, "reason": outcome.reason, "summary": url},
+    )
+
+
+@task(
+    name="quality",
+    retries=2,
+    retry_delay_seconds=exponential_backoff(backoff_factor=5),
+    timeout_seconds=1800,
+    tags=["cygno", "quality"],
+)
+def quality(reco: RecoOutput) -> QualityOutcome:
+    """Histograms, plots, flag → store, catalog, artifacts; skipped when already reported."""
+    store, catalog = resources.store(), resources.catalog()
+    prefix = keys.quality_prefix(reco.reco_version, reco.tag, reco.run)
+    summary_key = prefix + "summary.json"
+    done = catalog.quality_report(reco.run, reco.tag, reco.reco_version)
+    if done is not None and store.exists(summary_key):
+        return QualityOutcome(
+            reco.run,
+            reco.tag,
+            reco.reco_version,
+            done.flag,
+            done.reason or "",
+            summary_key,
+            dict(done.summary or {}),
+        )
+
+    pedestal = None
+    if reco.pedestal is not None:
+        pedestal = PedestalMaps.load(io.BytesIO(store.get_bytes(reco.pedestal.key)))
+    report = dq.run_quality(
+        store.get_bytes(reco.key),
+        store,
+        prefix,
+        pedestal=pedestal,
+        reference=_reference(reco, store),
+        extra={"tag": reco.tag, "reco_version": reco.reco_version},
+    )
+    catalog.upsert_quality_report(
+        run=reco.run,
+        tag=reco.tag,
+        reco_version=reco.reco_version,
+        uri=store.uri(summary_key),
+        flag=report.flag,
+        summary=report.summary,
+        reason=report.reason,
+    )
+    trends = [
+        q.summary
+        for r in catalog.runs(tag=reco.tag)
+        for q in r.quality
+        if q.reco_version == reco.reco_version and q.summary
+    ]
+    dq.write_trends(trends, store, dq.trend_prefix(reco.reco_version, reco.tag))
+
+    base = public_url()
+    create_markdown_artifact(
+        markdown=dq.report_markdown(report, base),
+        key=artifact_key("quality", reco),
+        description=f"Quality of {reco.tag} run {reco.run} ({reco.reco_version}): {report.flag}",
+    )
+    create_table_artifact(
+        table=[
+            {"quantity": name, "value": value}
+            for name, value in report.summary.items()
+            if not isinstance(value, dict | list)
+        ],
+        key=artifact_key("quality-numbers", reco),
+        description=f"Summary numbers of {reco.tag} run {reco.run} ({reco.reco_version})",
+    )
+    outcome = QualityOutcome(
+        reco.run,
+        reco.tag,
+        reco.reco_version,
+        report.flag,
+        report.reason,
+        summary_key,
+        report.summary,
+    )
+    if report.flag != "good":
+        _alarm(reco, outcome, f"{base}/files/{summary_key}")
+    return outcome

@@ -1,0 +1,150 @@
+"""Reconstruction tasks: split a run into chunks, reconstruct each chunk (the function
+call travels to an HTCondor job), merge the chunks, register the output."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import tempfile
+from datetime import timedelta
+from pathlib import Path
+
+from prefect import task
+from prefect.context import TaskRunContext
+from prefect.tasks import exponential_backoff
+
+from cygno.reco import rootio
+from cygno.reco.config import RecoConfig, load_config, reco_version
+from cygno.storage import keys
+from cygno.tasks import jobs, resources
+from cygno.tasks.models import Chunk, ChunkOutput, Pedestal, RawFile, RecoOutput
+from cygno.tasks.runners.htcondor import HTCondorTaskRunner
+
+
+def chunk_task_runner() -> HTCondorTaskRunner:
+    """The task runner for reconstruct_chunk: local processes or an HTCondor pool."""
+    s = resources.settings()
+    return HTCondorTaskRunner(backend=s.executor, max_workers=s.workers)
+
+
+def plan_chunks(pictures: int, chunk_events: int, workers: int) -> list[Chunk]:
+    """At most ``chunk_events`` pictures per chunk, and at least one chunk per worker."""
+    if pictures <= 0:
+        return []
+    size = max(1, min(chunk_events, math.ceil(pictures / max(1, workers))))
+    return [Chunk(start, min(start + size, pictures)) for start in range(0, pictures, size)]
+
+
+def _chunk_cache_key(context: TaskRunContext, parameters: dict) -> str:
+    """Same raw bytes, pictures, pedestal and configuration → same chunk output."""
+    raw: RawFile = parameters["raw"]
+    chunk: Chunk = parameters["chunk"]
+    config: RecoConfig = parameters["config"]
+    pedestal: Pedestal = parameters["pedestal"]
+    text = "|".join(
+        (
+            raw.uri,
+            raw.adler32,
+            str(chunk.start),
+            str(chunk.stop),
+            pedestal.key,
+            reco_version(config),
+        )
+    )
+    return "reco-chunk-" + hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+@task(
+    name="find-reco",
+    retries=2,
+    retry_delay_seconds=5,
+    timeout_seconds=120,
+    tags=["cygno", "catalog"],
+)
+def find_reco(run: int, tag: str, version: str, pedestal: Pedestal) -> RecoOutput | None:
+    """The registered output of this run and version, if it is also still in the store."""
+    row = resources.catalog().reco_output(run, tag, version)
+    store = resources.store()
+    key = keys.reco_key(version, tag, run)
+    if row is None or row.state != "done" or not store.exists(key):
+        return None
+    return RecoOutput(run, tag, version, key, store.uri(key), row.events, row.clusters, pedestal)
+
+
+#: The function runs in the job (cygno.tasks.jobs, no Prefect import there); the
+#: task engine, with these retries and this cache, stays on the flow host.
+reconstruct_chunk = task(
+    jobs.reconstruct_chunk,
+    name="reconstruct-chunk",
+    retries=3,
+    retry_delay_seconds=[2, 30, 120],
+    retry_jitter_factor=0.5,
+    timeout_seconds=4 * 3600,
+    tags=["cygno", "reco"],
+    cache_key_fn=_chunk_cache_key,
+    cache_expiration=timedelta(days=7),
+)
+
+
+@task(
+    name="merge-reco",
+    retries=2,
+    retry_delay_seconds=exponential_backoff(backoff_factor=5),
+    timeout_seconds=3600,
+    tags=["cygno", "reco"],
+)
+def merge_reco(
+    raw: RawFile, outputs: list[ChunkOutput], version: str, pedestal: Pedestal
+) -> RecoOutput:
+    """Concatenate the chunks in event order into reco/<version>/<tag>/reco_runNNNNN.root."""
+    store = resources.store()
+    key = keys.reco_key(version, raw.tag, raw.run)
+    with tempfile.TemporaryDirectory(prefix="cygno-merge-") as tmp:
+        parts = []
+        for output in sorted(outputs, key=lambda o: o.chunk.start):
+            part = Path(tmp) / f"chunk_{output.chunk.start:06d}.root"
+            part.write_bytes(output.root)
+            parts.append(part)
+        merged = rootio.merge(parts, Path(tmp) / "merged.root")
+        store.put_file(merged, key)
+    events = sum(o.pictures - o.vetoed for o in outputs)
+    clusters = sum(o.clusters for o in outputs)
+    return RecoOutput(raw.run, raw.tag, version, key, store.uri(key), events, clusters, pedestal)
+
+
+@task(
+    name="register-reco",
+    retries=3,
+    retry_delay_seconds=exponential_backoff(backoff_factor=5),
+    timeout_seconds=300,
+    tags=["cygno", "catalog"],
+)
+def register_reco(reco: RecoOutput, config: RecoConfig) -> RecoOutput:
+    """Record the merged output in the catalog (idempotent upsert on run + version)."""
+    resources.catalog().upsert_reco_output(
+        run=reco.run,
+        tag=reco.tag,
+        reco_version=reco.reco_version,
+        config_hash=config.hash,
+        uri=reco.uri,
+        events=reco.events,
+        clusters=reco.clusters,
+        state="done",
+    )
+    return reco
+
+
+def resolve_config(name_or_path: str | None = None, expected_version: str | None = None):
+    """The reco configuration to run (default: the settings'), checked against a version.
+
+    A reco version is ``<package>+<config hash>``: it cannot be produced from another
+    configuration, so asking for one that does not match fails before any work.
+    """
+    config = load_config(name_or_path or resources.settings().reco_config)
+    version = reco_version(config)
+    if expected_version is not None and expected_version != version:
+        raise ValueError(
+            f"reco_version {expected_version!r} is not what configuration "
+            f"{config.name!r} produces ({version!r}); pass the matching reco_config"
+        )
+    return config

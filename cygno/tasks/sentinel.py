@@ -1,0 +1,52 @@
+"""The safety net for missed bucket notifications: raw files the catalog has not seen
+are announced again as ``cygno.raw.arrived``, exactly as the event bridge does."""
+
+from __future__ import annotations
+
+from prefect import task
+from prefect.events import emit_event
+
+from cygno.storage import keys
+from cygno.tasks import resources
+
+RAW_ARRIVED = "cygno.raw.arrived"
+
+
+@task(
+    name="find-unseen-raw",
+    retries=2,
+    retry_delay_seconds=10,
+    timeout_seconds=600,
+    tags=["cygno", "sentinel"],
+)
+def unseen_raw_files() -> list[dict]:
+    """Raw files in ``raw/`` with no catalog row and whose run is not abandoned."""
+    store, catalog = resources.store(), resources.catalog()
+    found = []
+    for key, size in sorted(store.sizes(keys.RAW_PREFIX).items()):
+        try:
+            tag, run = keys.parse_raw_key(key)
+        except ValueError:
+            continue  # truth JSON and other neighbours of the raw files
+        uri = store.uri(key)
+        if catalog.raw_file(uri) is None and not catalog.is_abandoned(run, tag):
+            found.append({"uri": uri, "key": key, "tag": tag, "run": run, "size": size})
+    return found
+
+
+@task(name="announce-raw", retries=2, retry_delay_seconds=10, tags=["cygno", "sentinel"])
+def announce(files: list[dict]) -> int:
+    """Emit one ``cygno.raw.arrived`` per file (the trigger's window drops duplicates)."""
+    for f in files:
+        emit_event(
+            event=RAW_ARRIVED,
+            resource={
+                "prefect.resource.id": f["uri"],
+                "prefect.resource.name": f["key"],
+                "cygno.run": str(f["run"]),
+                "cygno.tag": f["tag"],
+                "cygno.size": str(f["size"]),
+            },
+            payload={"source": "sentinel", "key": f["key"]},
+        )
+    return len(files)

@@ -1,0 +1,142 @@
+"""One ephemeral Prefect server for a test session, and a platform wired to tmp dirs.
+
+Used by tests/flows/conftest.py and by the orchestration benchmark, so both run the
+flows against a real Prefect API with everything else (store, catalog, logbook, tape)
+under a temporary directory.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import pytest
+
+
+@contextmanager
+def prefect_server(home: Path) -> Iterator[str]:
+    """Start the test harness server with PREFECT_HOME (results, cache) under ``home``."""
+    os.environ["PREFECT_HOME"] = str(home)
+    os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+    from prefect.settings import (
+        PREFECT_HOME,
+        PREFECT_LOCAL_STORAGE_PATH,
+        PREFECT_SERVER_ANALYTICS_ENABLED,
+        get_current_settings,
+        temporary_settings,
+    )
+    from prefect.testing.utilities import prefect_test_harness
+
+    updates = {
+        PREFECT_HOME: str(home),
+        PREFECT_LOCAL_STORAGE_PATH: str(home / "storage"),
+        PREFECT_SERVER_ANALYTICS_ENABLED: False,
+    }
+    with temporary_settings(updates=updates), prefect_test_harness(server_startup_timeout=60):
+        yield str(get_current_settings().api.url)
+
+
+def small_config(path: Path, base: str = "mc") -> Path:
+    """A built-in configuration with the acceptance opened to the whole picture, so
+    small simulated pictures (e.g. 256×256) are reconstructed like LIME's."""
+    text = resources.files("cygno.reco").joinpath(f"configs/{base}.toml").read_text()
+    text = re.sub(r"(?m)^x_min = \d+", "x_min = 0", text)
+    text = re.sub(r"(?m)^x_max = \d+", "x_max = 1048576", text)
+    text = re.sub(r'(?m)^name = ".*"', 'name = "small"', text)
+    path.write_text(text)
+    return path
+
+
+@dataclass
+class Platform:
+    """The data side of the platform under one temporary directory."""
+
+    root: Path
+    env: dict[str, str]
+
+    @property
+    def settings(self):
+        from cygno.settings import get_settings
+
+        return get_settings()
+
+    @property
+    def store(self):
+        from cygno.tasks import resources as r
+
+        return r.store()
+
+    @property
+    def catalog(self):
+        from cygno.tasks import resources as r
+
+        return r.catalog()
+
+    @property
+    def logbook(self):
+        from cygno.tasks import resources as r
+
+        return r.logbook()
+
+    @property
+    def tape(self):
+        from cygno.tasks import resources as r
+
+        return r.tape()
+
+    def simulate(self, runs: int = 1, events: int = 6, first_run: int = 1, **options):
+        """A pedestal run, then ``runs`` data runs of ``events`` pictures, uploaded to
+        ``raw/`` and logged in the DAQ logbook; returns the SimulatedRun list."""
+        from cygno.reco.simulate.upload import simulate_and_upload
+
+        options.setdefault("shape", (256, 256))
+        options.setdefault("pedestal_events", 100)
+        return simulate_and_upload(
+            self.store, self.logbook, runs=runs, events=events, first_run=first_run, **options
+        )
+
+    def listing(self) -> dict[str, str]:
+        """Every object in the store (key → adler32): what "changes nothing" compares."""
+        store = self.store
+        return {key: store.checksum(key).adler32 for key in sorted(store.list(""))}
+
+
+def platform_env(root: Path, **overrides: str) -> dict[str, str]:
+    root.mkdir(parents=True, exist_ok=True)
+    env = {
+        "CYGNO_DATA_DIR": str(root),
+        "CYGNO_STORE_URL": (root / "store").as_uri(),
+        "CYGNO_CATALOG_URL": f"sqlite:///{root / 'catalog.db'}",
+        "CYGNO_DAQDB_URL": f"sqlite:///{root / 'daq.db'}",
+        "CYGNO_TAPE_URL": (root / "tape").as_uri(),
+        "CYGNO_TAPE_RECALL_SECONDS": "0.2",
+        "CYGNO_EXECUTOR": "local",
+        "CYGNO_WORKERS": "2",
+        "CYGNO_CHUNK_EVENTS": "3",
+        "CYGNO_RECO_CONFIG": str(small_config(root / "small.toml")),
+        "CYGNO_PUBLIC_URL": "http://127.0.0.1:4300",
+    }
+    env.update(overrides)
+    return env
+
+
+@contextmanager
+def platform(root: Path, monkeypatch: pytest.MonkeyPatch, **overrides: str) -> Iterator[Platform]:
+    """Point the settings (and every job process the runner starts) at ``root``."""
+    from cygno.settings import get_settings
+
+    env = platform_env(root, **overrides)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    try:
+        plat = Platform(root, env)
+        plat.logbook.create_schema()
+        yield plat
+    finally:
+        get_settings.cache_clear()
