@@ -65,6 +65,38 @@ def test_raw_file_upsert_is_idempotent_down_to_updated_at(catalog):
     assert changed.events == 401 and changed.size == 1000
     assert changed.updated_at > raw.updated_at
 
+    assert catalog.set_raw_state(RAW, "deleted")
+    assert not catalog.upsert_raw_file(RAW, 1234, "LNGS", events=401)  # state kept
+    assert catalog.raw_file(RAW).state == "deleted"
+    with pytest.raises(LookupError):
+        catalog.set_raw_state(RAW + ".nope", "deleted")
+
+
+def test_schema_upgrade_does_not_depend_on_the_working_directory(tmp_path, monkeypatch):
+    url = f"sqlite:///{tmp_path / 'elsewhere.db'}"
+    monkeypatch.chdir(tmp_path)
+    catalog = Catalog(url)
+    try:
+        assert catalog.revision() == Catalog.head_revision()
+    finally:
+        catalog.close()
+
+
+def test_offline_sql_for_a_dba():
+    import io
+
+    from alembic import command
+
+    from cygno.storage.catalog import alembic_config
+
+    config = alembic_config()
+    config.set_main_option("sqlalchemy.url", "mysql+pymysql://x@localhost/catalog")
+    out = io.StringIO()
+    config.output_buffer = out
+    command.upgrade(config, "head", sql=True)
+    sql = out.getvalue()
+    assert "CREATE TABLE runs" in sql and "utf8mb4_bin" in sql and "DATETIME(6)" in sql
+
 
 def test_keys_are_case_sensitive_on_every_backend(catalog):
     catalog.upsert_raw_file(RAW, 1, "LNGS", 1, "00000001")

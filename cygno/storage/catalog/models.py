@@ -74,7 +74,7 @@ class RawFile(_Stamped, Base):
     md5: Mapped[str | None] = mapped_column(sa.String(32))
     events: Mapped[int | None] = mapped_column(sa.Integer)
     pictures: Mapped[int | None] = mapped_column(sa.Integer)
-    state: Mapped[str] = mapped_column(sa.String(16))
+    state: Mapped[str] = mapped_column(sa.String(16), default="ingested")
     reason: Mapped[str | None] = mapped_column(sa.Text)
 
 

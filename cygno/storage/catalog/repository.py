@@ -214,22 +214,28 @@ class Catalog:
         adler32: str | None = None,
         md5: str | None = None,
         events: int | None = None,
-        state: str = "ingested",
+        state: str | None = None,
         *,
         pictures: int | None = None,
         reason: str | None = None,
     ) -> bool:
-        """Record a raw file by its URI. ``None`` arguments keep stored values.
-        Returns True if anything changed."""
+        """Record a raw file by its URI. ``None`` arguments keep stored values (a new
+        file's state defaults to "ingested"). Returns True if anything changed."""
         _check(state, m.RAW_STATES, "raw file state")
         _check_adler32(adler32)
         values = _given(
-            size=size, adler32=adler32, md5=md5, events=events, pictures=pictures, reason=reason
+            size=size,
+            adler32=adler32,
+            md5=md5,
+            events=events,
+            pictures=pictures,
+            reason=reason,
+            state=state,
         )
 
         def work(session: Session) -> bool:
             run_row = self._run_row(session, run, tag)
-            values_with_run = {"run_id": run_row.id, "state": state, **values}
+            values_with_run = {"run_id": run_row.id, **values}
             return _upsert(session, m.RawFile, {"uri": uri}, values_with_run)[1]
 
         return self._write(work)
