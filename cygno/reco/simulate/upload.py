@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cygno.reco.simulate.run import EPOCH, RunTruth, simulate_run, truth_name
+from cygno.reco.simulate.tracks import LIGHT_YIELD
 from cygno.storage.checksum import Checksums
 from cygno.storage.keys import raw_key
 
@@ -137,12 +138,17 @@ def simulate_and_upload(
     spark_fraction: float = 0.0,
     start_time: float | None = None,
     progress: Progress | None = None,
+    camera_seed: int | None = None,
+    light_yield: float = LIGHT_YIELD,
+    exposure_s: float = 0.3,
+    pmt: bool = True,
 ) -> list[SimulatedRun]:
     """A pedestal run (unless ``pedestal=False``) then ``runs`` data runs, numbered from
     ``first_run``, uploaded to ``store`` and logged in ``logbook`` (a DaqLogbook).
 
-    All runs share one simulated camera (``camera_seed = seed``), so the pedestal run's
-    maps are the right ones for the data runs; each run has its own seed stream.
+    All runs share one simulated camera (``camera_seed``, default ``seed``), so the
+    pedestal run's maps are the right ones for the data runs; each run has its own
+    random stream (seeded by ``seed`` and its run number).
     """
     plan = ([("pedestal", pedestal_events)] if pedestal else []) + [(kind, events)] * runs
     clock = float(EPOCH + 1200 * first_run if start_time is None else start_time)
@@ -164,9 +170,12 @@ def simulate_and_upload(
             progress=tick,
             shape=shape,
             seed=seed,
-            camera_seed=seed,
+            camera_seed=seed if camera_seed is None else camera_seed,
             spark_fraction=spark_fraction,
             start_time=clock,
+            light_yield=light_yield,
+            exposure_s=exposure_s,
+            pmt=pmt,
         )
         delivered.append(result)
         clock = result.truth.stop_time + RUN_GAP_S
