@@ -42,6 +42,10 @@ def test_put_get_round_trip_with_checksums_computed_while_streaming(store, tmp_p
     assert store.checksum(key) == put
     with store.open(key) as f:
         assert f.read(10) == data[:10]
+    versioned = "reco/0.1.0+3f9a1c2e/LNGS/reco_run01234.root"  # "+" survives S3 URL encoding
+    store.put_bytes(versioned, b"root")
+    assert store.list("reco/0.1.0+3f9a1c2e/") == [versioned]
+    assert store.get_bytes(store.key_of(store.uri(versioned))) == b"root"
 
 
 def test_adler32_is_zero_padded(store):

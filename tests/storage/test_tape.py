@@ -154,3 +154,16 @@ def test_from_settings(tmp_path):
     tape = TapeArchive.from_settings(settings)
     assert tape.recall_seconds == 0.5
     assert (tmp_path / "t").is_dir()
+
+
+def test_the_tape_endpoint_can_be_any_fsspec_url(s3_server, store, data):
+    """Same HSM behaviour on a remote endpoint (here S3), not just a local directory."""
+    bucket = s3_server.new_bucket()
+    tape = TapeArchive(f"s3://{bucket}/tape", 0.05, s3_server.storage_options())
+    copy = tape.archive(store, KEY)
+    assert copy.uri == f"s3://{bucket}/tape/{KEY}"
+    assert tape.migrate() == [KEY]
+    assert tape.state(KEY) == "migrated"
+    store.delete(KEY)
+    assert tape.recall(KEY, store).adler32 == copy.adler32
+    assert [(e.key, e.state) for e in tape.list()] == [(KEY, "disk")]
