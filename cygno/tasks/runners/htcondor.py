@@ -231,6 +231,7 @@ class HTCondorTaskRunner(TaskRunner[HTCondorFuture]):
         self._lock = threading.Lock()
         self._duplicates: list[HTCondorTaskRunner] = []
         self._closing = False
+        self._flow_run: Any = None
 
     # --- TaskRunner API -------------------------------------------------------------
 
@@ -289,7 +290,13 @@ class HTCondorTaskRunner(TaskRunner[HTCondorFuture]):
         return self
 
     def __exit__(self, exc_type: Any, exc_value: Any, traceback: Any) -> None:
-        if exc_type is not None:
+        # The flow engine catches the flow function's exception before it closes the
+        # runner, so a failed (or retrying, crashed, cancelled) flow run is recognised
+        # by its state: its jobs are removed instead of waited for.
+        state = self._flow_run.state if self._flow_run is not None else None
+        if exc_type is not None or (
+            state is not None and not (state.is_running() or state.is_completed())
+        ):
             self.cancel_all()
         if self._executor is not None:
             self._executor.shutdown(wait=True, cancel_futures=True)
@@ -327,6 +334,11 @@ class HTCondorTaskRunner(TaskRunner[HTCondorFuture]):
             )
         from prefect.task_engine import run_task_sync
 
+        if self._flow_run is None:
+            from prefect.context import FlowRunContext
+
+            flow_ctx = FlowRunContext.get()
+            self._flow_run = flow_ctx.flow_run if flow_ctx else None
         task_run_id = uuid7()
         remote = copy.copy(task)
         remote.fn = self._proxy(task.fn)
@@ -379,7 +391,11 @@ class HTCondorTaskRunner(TaskRunner[HTCondorFuture]):
 
         return get_settings().data_dir / "jobs"
 
-    def _job_environment(self, storage_options: dict) -> dict[str, str]:
+    def job_environment(self, storage_options: dict) -> dict[str, str]:
+        """The job's environment: whitelisted names, thread counts, staging options.
+
+        Pool jobs get the staging credentials only with ``forward_credentials``.
+        """
         env = {name: os.environ[name] for name in self.pass_env if name in os.environ}
         threads = str(self.request_cpus)
         env.setdefault("OMP_NUM_THREADS", threads)
@@ -439,7 +455,7 @@ class HTCondorTaskRunner(TaskRunner[HTCondorFuture]):
         if scheduler is None or self._closing:
             raise JobRemovedError("the task runner is shut down; no job was submitted")
         memory = self.request_memory_mb
-        environment = self._job_environment(options)
+        environment = self.job_environment(options)
         for submission in range(1, 100):
             spec = JobSpec(
                 executable=self.python,

@@ -1,0 +1,379 @@
+"""HTCondorTaskRunner against a real Prefect server, with the ``local`` backend running
+real job processes; the ``htcondor`` backend's submit description is checked with the
+real ``htcondor2.Submit`` and its schedd failure path with the real ``htcondor2.Schedd``."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import htcondor2
+import psutil
+import pytest
+from prefect import flow, get_client, task
+from prefect.client.schemas.filters import LogFilter, LogFilterTaskRunId
+from prefect.logging.handlers import APILogHandler
+
+from cygno.tasks.runners import payload
+from cygno.tasks.runners.condor import HTCondorScheduler, submit_description
+from cygno.tasks.runners.htcondor import (
+    HTCondorTaskRunner,
+    JobHeldError,
+    JobVanishedError,
+    RemoteJobError,
+)
+from cygno.tasks.runners.scheduler import JobSpec, SchedulerError
+
+sys.path.insert(0, str(Path(__file__).parent))
+import test_runner_jobfns as jobfns
+
+pytestmark = pytest.mark.usefixtures("prefect_server")
+
+timed_square = task(jobfns.timed_square)
+fail_deep = task(jobfns.fail_deep)
+fail_unless_marker = task(retries=1, retry_delay_seconds=0)(jobfns.fail_unless_marker)
+chatty = task(jobfns.chatty)
+hog = task(jobfns.hog)
+sleep_with_pidfile = task(jobfns.sleep_with_pidfile)
+trivial = task(jobfns.trivial)
+
+
+@pytest.fixture
+def make_runner(tmp_path):
+    def make(**options) -> HTCondorTaskRunner:
+        options.setdefault("max_workers", 2)
+        options.setdefault("staging_url", (tmp_path / "staging").as_uri())
+        options.setdefault("job_dir", tmp_path / "jobs")
+        return HTCondorTaskRunner(backend="local", **options)
+
+    return make
+
+
+def _task_run(task_run_id):
+    with get_client(sync_client=True) as client:
+        return client.read_task_run(task_run_id)
+
+
+def _task_logs(task_run_id) -> list[str]:
+    APILogHandler().flush()
+    with get_client(sync_client=True) as client:
+        logs = client.read_logs(
+            log_filter=LogFilter(task_run_id=LogFilterTaskRunId(any_=[task_run_id])),
+            limit=200,
+            offset=0,
+        )
+    return [log.message for log in logs]
+
+
+def _outcome(future) -> dict:
+    """A task run's id and its value, or its exception (a flow returning a failed
+    future would fail itself)."""
+    return {"id": future.task_run_id, "value": future.result(raise_on_failure=False)}
+
+
+@flow
+def squares_flow(n: int, seconds: float):
+    futures = [timed_square.submit(i, seconds) for i in range(n)]
+    return [future.result() for future in futures]
+
+
+def test_tasks_run_in_parallel_processes_and_return_results(make_runner, tmp_path):
+    results = squares_flow.with_options(task_runner=make_runner())(2, 1.0)
+    assert [r["value"] for r in results] == [0, 1]
+    first, second = results
+    assert first["start"] < second["end"] and second["start"] < first["end"], "no overlap"
+    assert first["pid"] != second["pid"] != os.getpid()
+    # successful jobs leave nothing behind in staging or the job directory
+    assert not any((tmp_path / "staging").rglob("*.pkl"))
+    assert not any((tmp_path / "jobs").rglob("*.log"))
+
+
+@flow
+def failing_flow():
+    future = fail_deep.submit("the detector is on fire")
+    return _outcome(future)
+
+
+def test_remote_exception_fails_the_task_with_the_remote_traceback(make_runner):
+    outcome = failing_flow.with_options(task_runner=make_runner())()
+    run = _task_run(outcome["id"])
+    assert run.state.is_failed()
+    error = outcome["value"]
+    assert isinstance(error, RemoteJobError)
+    assert error.exc_type == "ValueError"
+    assert "the detector is on fire" in str(error)
+    assert "in inner" in error.remote_traceback and "test_runner_jobfns.py" in str(error)
+    assert isinstance(error.__cause__, ValueError)
+    assert "Remote traceback" in run.state.message
+
+
+@flow
+def retry_flow(marker: str):
+    future = fail_unless_marker.submit(marker)
+    return future.result(), future.task_run_id
+
+
+def test_failed_job_is_retried_by_prefect(make_runner, tmp_path):
+    value, task_run_id = retry_flow.with_options(task_runner=make_runner())(
+        str(tmp_path / "marker")
+    )
+    assert value == "second attempt"
+    run = _task_run(task_run_id)
+    assert run.state.is_completed()
+    assert run.run_count == 2
+
+
+@flow
+def chatty_flow():
+    future = chatty.submit(3)
+    return future.result(), future.task_run_id
+
+
+def test_job_stdout_and_stderr_reach_the_task_log(make_runner):
+    value, task_run_id = chatty_flow.with_options(task_runner=make_runner())()
+    assert value == 3
+    messages = "\n".join(_task_logs(task_run_id))
+    for i in range(3):
+        assert f"chatty line {i}" in messages
+    assert "[stderr" in messages and "chatty warning on stderr" in messages
+    assert "job 1.0 submitted" in messages
+
+
+@flow
+def hog_flow(megabytes: int):
+    return _outcome(hog.submit(megabytes, 1.0))
+
+
+def test_memory_hold_resubmits_with_more_memory(make_runner):
+    runner = make_runner(request_memory_mb=100, max_memory_mb=400)
+    outcome = hog_flow.with_options(task_runner=runner)(150)
+    assert outcome["value"] == 150
+    messages = "\n".join(_task_logs(outcome["id"]))
+    assert "gone over memory limit of 100 megabytes" in messages
+    assert "resubmitting with 200 MB" in messages
+
+
+def test_memory_hold_at_the_cap_fails_with_the_hold_reason(make_runner):
+    runner = make_runner(request_memory_mb=100, max_memory_mb=100)
+    outcome = hog_flow.with_options(task_runner=runner)(150)
+    assert _task_run(outcome["id"]).state.is_failed()
+    assert isinstance(outcome["value"], JobHeldError)
+    assert "memory limit of 100 megabytes" in str(outcome["value"])
+
+
+@flow
+def sleeper_flow(pidfile: str, seconds: float, fail_when_started: bool = False):
+    future = sleep_with_pidfile.submit(pidfile, seconds)
+    if fail_when_started:
+        deadline = time.time() + 30
+        while not Path(pidfile).exists() and time.time() < deadline:
+            time.sleep(0.05)
+        raise RuntimeError("flow gives up while its job runs")
+    return _outcome(future)
+
+
+def _pid_when_written(pidfile: Path, timeout: float = 30) -> int:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if pidfile.exists() and pidfile.read_text():
+            return int(pidfile.read_text())
+        time.sleep(0.05)
+    raise AssertionError("the job never started")
+
+
+def test_vanished_job_fails_the_task_clearly(make_runner, tmp_path):
+    pidfile = tmp_path / "job.pid"
+
+    def kill_job() -> None:
+        os.kill(_pid_when_written(pidfile), signal.SIGKILL)
+
+    killer = threading.Thread(target=kill_job)
+    killer.start()
+    outcome = sleeper_flow.with_options(task_runner=make_runner())(str(pidfile), 60)
+    killer.join()
+    assert _task_run(outcome["id"]).state.is_failed()
+    assert isinstance(outcome["value"], JobVanishedError)
+    assert "no termination event" in str(outcome["value"])
+
+
+def test_flow_failure_removes_its_running_jobs(make_runner, tmp_path):
+    pidfile = tmp_path / "job.pid"
+    started = time.time()
+    with pytest.raises(RuntimeError, match="flow gives up"):
+        sleeper_flow.with_options(task_runner=make_runner())(str(pidfile), 60, True)
+    pid = int(pidfile.read_text())
+    assert time.time() - started < 30
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    logs = list((tmp_path / "jobs").rglob("job-1.log"))
+    assert logs, "the failed job's files are kept"
+    kinds = [event.type for event in htcondor2.JobEventLog(str(logs[0])).events(stop_after=0)]
+    assert kinds[-1] == htcondor2.JobEventType.JOB_ABORTED
+
+
+def test_flow_process_sigterm_removes_jobs(tmp_path):
+    """A cancelled deployment run gets SIGTERM: its jobs must not survive it."""
+    pidfile = tmp_path / "job.pid"
+    script = tmp_path / "flow_script.py"
+    script.write_text(
+        "import sys\n"
+        f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+        "from prefect import flow, task\n"
+        "from cygno.tasks.runners.htcondor import HTCondorTaskRunner\n"
+        "import test_runner_jobfns as jobfns\n"
+        f"runner = HTCondorTaskRunner('local', 1, staging_url={(tmp_path / 's').as_uri()!r},"
+        f" job_dir={str(tmp_path / 'jobs')!r})\n"
+        "@flow(task_runner=runner)\n"
+        "def f():\n"
+        f"    task(jobfns.sleep_with_pidfile).submit({str(pidfile)!r}, 120).wait()\n"
+        "f()\n"
+    )
+    flow_process = subprocess.Popen([sys.executable, str(script)], env=dict(os.environ))
+    try:
+        pid = _pid_when_written(pidfile, timeout=60)
+        flow_process.send_signal(signal.SIGTERM)
+        flow_process.wait(timeout=30)
+        deadline = time.time() + 10
+        while psutil.pid_exists(pid) and time.time() < deadline:
+            time.sleep(0.1)
+        assert not psutil.pid_exists(pid), "job process outlived its flow run"
+    finally:
+        flow_process.kill()
+
+
+# --- the job entry point and the protocol, without Prefect ------------------------------
+
+
+def test_job_entry_point_runs_without_prefect(tmp_path):
+    payload_uri = (tmp_path / "payload.pkl").as_uri()
+    result_uri = (tmp_path / "result.pkl").as_uri()
+    payload.write_bytes(payload_uri, payload.dump_call(jobfns.imported_top_level_modules, (), {}))
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).parent))
+    done = subprocess.run(
+        [sys.executable, "-m", "cygno.tasks.runners.job", payload_uri, result_uri],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    modules = payload.load_outcome(payload.read_bytes(result_uri))["value"]
+    assert "cygno" in modules
+    assert "prefect" not in modules and "pytest" not in modules
+
+
+def test_closures_travel_by_value(tmp_path):
+    offset = 5
+    data = payload.dump_call(lambda x: x + offset, (1,), {})
+    fn, args, kwargs = payload.load_call(data)
+    assert fn(*args, **kwargs) == 6
+    assert payload.function_reference(jobfns.trivial)["qualname"] == "trivial"
+    assert payload.function_reference(trivial.fn) == payload.function_reference(jobfns.trivial)
+
+
+def test_local_backend_log_is_parsed_by_jobeventlog(tmp_path):
+    from cygno.tasks.runners.local import LocalScheduler
+
+    scheduler = LocalScheduler(max_workers=1)
+    spec = JobSpec(
+        executable=sys.executable,
+        arguments=["-c", "print('hi')"],
+        log=tmp_path / "job.log",
+        output=tmp_path / "job.out",
+        error=tmp_path / "job.err",
+        batch_name="b",
+    )
+    job = scheduler.submit(spec)
+    deadline = time.time() + 30
+    while scheduler.is_queued(job) and time.time() < deadline:
+        time.sleep(0.05)
+    events = list(htcondor2.JobEventLog(str(spec.log)).events(stop_after=0))
+    assert [e.type for e in events] == [
+        htcondor2.JobEventType.SUBMIT,
+        htcondor2.JobEventType.EXECUTE,
+        htcondor2.JobEventType.JOB_TERMINATED,
+    ]
+    assert events[-1]["ReturnValue"] == 0 and events[-1].cluster == job.cluster
+    assert spec.output.read_text() == "hi\n"
+
+
+# --- the htcondor backend, structurally --------------------------------------------------
+
+
+def test_submit_description_with_real_htcondor_submit(tmp_path):
+    runner = HTCondorTaskRunner(
+        backend="htcondor",
+        request_cpus=2,
+        request_memory_mb=3000,
+        request_disk_mb=5000,
+        environment={"CYGNO_RECO_CONFIG": "lngs"},
+        container_image="docker://cygno/reco:1",
+        extra_submit={"accounting_group": "cygno"},
+    )
+    env = runner.job_environment(
+        {"endpoint_url": "http://s3:9000", "key": "AKIA", "secret": "s3cr3t"}
+    )
+    assert "s3cr3t" not in str(env) and "AKIA" not in str(env)
+    assert "http://s3:9000" in env[payload.STORAGE_OPTIONS_ENV]
+    spec = JobSpec(
+        executable="/opt/venv/bin/python",
+        arguments=["-m", "cygno.tasks.runners.job", "s3://b/staging/p.pkl", "s3://b/r.pkl"],
+        log=tmp_path / "job.log",
+        output=tmp_path / "job.out",
+        error=tmp_path / "job.err",
+        batch_name="process-run-run01234",
+        request_cpus=runner.request_cpus,
+        request_memory_mb=runner.request_memory_mb,
+        request_disk_mb=runner.request_disk_mb,
+        environment=env,
+        container_image=runner.container_image,
+        extra=runner.extra_submit,
+    )
+    description = submit_description(spec)
+    assert isinstance(description, htcondor2.Submit)
+    assert description["request_cpus"] == "2"
+    assert description["request_memory"] == "3000MB"
+    assert description["request_disk"] == "5000MB"
+    assert description["batch_name"] == "process-run-run01234"
+    assert description["MY.JobBatchName"] == '"process-run-run01234"'
+    assert description["log"] == str(spec.log)
+    assert description["output"] == str(spec.output)
+    assert description["error"] == str(spec.error)
+    assert "CYGNO_RECO_CONFIG=lngs" in description["environment"]
+    assert description["getenv"] == "false"
+    assert description["container_image"] == "docker://cygno/reco:1"
+    assert description["accounting_group"] == "cygno"
+    assert "cygno.tasks.runners.job s3://b/staging/p.pkl" in description["arguments"]
+    assert "queue" in str(description)
+
+
+def test_unreachable_schedd_gives_a_clear_error(tmp_path):
+    spec = JobSpec(
+        executable=sys.executable,
+        arguments=["-c", "pass"],
+        log=tmp_path / "job.log",
+        output=tmp_path / "job.out",
+        error=tmp_path / "job.err",
+        batch_name="b",
+    )
+    with pytest.raises(SchedulerError, match=r"cannot reach HTCondor.*backend='local'"):
+        HTCondorScheduler().submit(spec)
+
+
+@flow
+def trivial_flow():
+    return _outcome(trivial.submit(1))
+
+
+def test_unreachable_schedd_fails_the_task_run(tmp_path):
+    runner = HTCondorTaskRunner(
+        backend="htcondor", staging_url=(tmp_path / "staging").as_uri(), job_dir=tmp_path
+    )
+    outcome = trivial_flow.with_options(task_runner=runner)()
+    assert _task_run(outcome["id"]).state.is_failed()
+    assert isinstance(outcome["value"], SchedulerError)
+    assert "Unable to locate local daemon" in str(outcome["value"])
