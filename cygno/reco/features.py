@@ -4,8 +4,9 @@ the angle is that of the MAJOR principal axis and the main profile peak is the T
 "Hits" of a cluster are all full-resolution pixels under its macro-pixels, taken from the
 pedestal-subtracted picture without zero suppression. They are gathered once for all
 clusters (contiguous per cluster), then one numba kernel computes every quantity.
-Coordinates: x = first array index of the working picture, y = second. Positions along
-the axes (u longitudinal, v transverse) are measured from the cluster's weighted centre.
+Coordinates: x = first array index of the working picture, y = second. Positions on the
+longitudinal / transverse profiles (Gaussian means, sc_lp0mean) are measured from the start
+of the profile, i.e. from the cluster's first hit along that axis, as in production.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from numba import njit
+
+from cygno.reco.ransac import solve3
 
 # Branch order = column order of the kernel's output matrix.
 BRANCHES: tuple[str, ...] = (
@@ -174,7 +177,8 @@ def _cluster(x, y, z, zs, bw, max_iter, o):
 
 @njit(cache=True)
 def _profile(u, z, bw):
-    """Hit values summed in bins of width bw along u; returns (bin centres, sums).
+    """Hit values summed in bins of width bw along u; returns (bin centres, sums), the
+    centres measured from the lowest u.
 
     Each hit is shared linearly between the two nearest bin centres (cloud in cell): on a
     tilted axis the pixel centres fall irregularly into bins, and plain binning would
@@ -195,7 +199,7 @@ def _profile(u, z, bw):
             p[k + 1] += f * z[i]
         else:
             p[nb - 1] += f * z[i]
-    centres = lo + (np.arange(nb) + 0.5) * bw
+    centres = (np.arange(nb) + 0.5) * bw
     return centres, p
 
 
@@ -285,10 +289,10 @@ def _gauss_fit(c, p, max_iter, o):
             h = jtj.copy()
             for q in range(3):
                 h[q, q] *= 1.0 + lam
-            if abs(np.linalg.det(h)) < 1e-300:
+            d, ok = solve3(h, jtr)
+            if not ok:
                 lam *= 10.0
                 continue
-            d = np.linalg.solve(h, jtr)
             na, nm, ns = a + d[0], m + d[1], s + d[2]
             if ns <= 0:
                 lam *= 10.0

@@ -47,6 +47,32 @@ def randint(state, n):
 
 
 @njit(cache=True)
+def solve3(a, b):
+    """Solve the 3×3 system a·x = b by Cramer's rule; (x, False) when near-singular.
+
+    Written out instead of np.linalg so the kernels compile quickly and skip LAPACK calls.
+    """
+    c00 = a[1, 1] * a[2, 2] - a[1, 2] * a[2, 1]
+    c01 = a[1, 2] * a[2, 0] - a[1, 0] * a[2, 2]
+    c02 = a[1, 0] * a[2, 1] - a[1, 1] * a[2, 0]
+    det = a[0, 0] * c00 + a[0, 1] * c01 + a[0, 2] * c02
+    x = np.zeros(3)
+    scale = abs(a[0, 0] * a[1, 1] * a[2, 2]) + 1e-300
+    if abs(det) < 1e-12 * scale:
+        return x, False
+    c10 = a[0, 2] * a[2, 1] - a[0, 1] * a[2, 2]
+    c11 = a[0, 0] * a[2, 2] - a[0, 2] * a[2, 0]
+    c12 = a[0, 1] * a[2, 0] - a[0, 0] * a[2, 1]
+    c20 = a[0, 1] * a[1, 2] - a[0, 2] * a[1, 1]
+    c21 = a[0, 2] * a[1, 0] - a[0, 0] * a[1, 2]
+    c22 = a[0, 0] * a[1, 1] - a[0, 1] * a[1, 0]
+    x[0] = (c00 * b[0] + c10 * b[1] + c20 * b[2]) / det
+    x[1] = (c01 * b[0] + c11 * b[1] + c21 * b[2]) / det
+    x[2] = (c02 * b[0] + c12 * b[1] + c22 * b[2]) / det
+    return x, True
+
+
+@njit(cache=True)
 def polyfit_ls(x, y, mask, order):
     """Least-squares polynomial (order 1 or 2) on the masked points, centred for stability.
 
@@ -82,10 +108,13 @@ def polyfit_ls(x, y, mask, order):
         c[0] = b0 - b1 * xm
         c[1] = b1
         return c, True
-    a = np.array([[s[0], s[1], s[2]], [s[1], s[2], s[3]], [s[2], s[3], s[4]]])
-    if abs(np.linalg.det(a)) < 1e-9 * max(1.0, s[0] * s[2] * s[4]):
+    a = np.empty((3, 3))
+    for r in range(3):
+        for k in range(3):
+            a[r, k] = s[r + k]
+    b, ok = solve3(a, t)
+    if not ok:
         return c, False
-    b = np.linalg.solve(a, t)
     # Expand b0 + b1 (x - xm) + b2 (x - xm)^2 back to powers of x.
     c[0] = b[0] - b[1] * xm + b[2] * xm * xm
     c[1] = b[1] - 2.0 * b[2] * xm

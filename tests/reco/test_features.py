@@ -92,7 +92,7 @@ def test_straight_line_angle_length_and_transverse_fit():
     assert out["sc_width"][0] < 25.0
     assert out["sc_tgausssigma"][0] == pytest.approx(2.0, rel=0.1)
     assert out["sc_tgaussstatus"][0] == 0
-    assert abs(out["sc_tgaussmean"][0]) < 0.5
+    assert out["sc_tgaussmean"][0] == pytest.approx(out["sc_width"][0] / 2, abs=0.7)
     assert out["sc_tp0fwhm"][0] == pytest.approx(2.355 * 2.0, rel=0.25)
     assert out["sc_latrms"][0] == pytest.approx(2.0, rel=0.1)
     assert out["sc_longrms"][0] == pytest.approx(150.0 / np.sqrt(12), rel=0.05)
@@ -104,7 +104,7 @@ def test_longitudinal_gaussian_fit_of_a_round_spot():
     out = features(z, macro_points(z > 0.5))
     assert out["sc_lgausssigma"][0] == pytest.approx(5.0, rel=0.05)
     assert out["sc_lgaussstatus"][0] == 0
-    assert abs(out["sc_lgaussmean"][0]) < 0.5
+    assert out["sc_lgaussmean"][0] == pytest.approx(out["sc_length"][0] / 2, abs=0.5)
     assert out["sc_lgaussamp"][0] == pytest.approx(out["sc_lp0amplitude"][0], rel=0.1)
 
 
@@ -133,7 +133,7 @@ def test_main_peak_is_the_tallest_not_the_last():
     out = features(z, macro_points(z > 0))
     assert out["sc_theta"][0] == pytest.approx(0.0, abs=1.0)
     assert out["sc_lp0amplitude"][0] == pytest.approx(4 * 50.0, rel=0.01)
-    x_peak = out["sc_xmean"][0] + out["sc_lp0mean"][0]
+    x_peak = out["sc_xmin"][0] + out["sc_lp0mean"][0]  # lp0mean: from the cluster start
     assert 40 <= x_peak <= 44
     assert out["sc_lp0prominence"][0] == pytest.approx(4 * 50.0, rel=0.01)
     assert out["sc_lp0fwhm"][0] == pytest.approx(4.0, abs=1.0)
