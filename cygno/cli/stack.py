@@ -1,0 +1,103 @@
+"""``cygno stack up|down|status`` and ``cygno demo``: the platform on one machine."""
+
+from __future__ import annotations
+
+import time
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from cygno.cli import app
+from cygno.settings import get_settings
+
+stack_app = typer.Typer(help="Start, inspect and stop the local stack.", no_args_is_help=True)
+app.add_typer(stack_app, name="stack")
+console = Console()
+
+
+def _stack(s3: bool):
+    from cygno.deployments.local_stack import LocalStack
+
+    return LocalStack(get_settings(), with_s3=s3)
+
+
+@stack_app.command("up")
+def stack_up(
+    s3: bool = typer.Option(False, "--s3", help="Use a local S3 endpoint instead of file://."),
+) -> None:
+    """Start the Prefect server, apply prefect.yaml, start a worker and the event bridge."""
+    stack = _stack(s3)
+    addresses = stack.up(log=lambda m: console.print(f"[dim]{m}[/]"))
+    console.print(f"Prefect UI: {addresses.ui_url}   bridge: {addresses.bridge_url}")
+
+
+@stack_app.command("down")
+def stack_down() -> None:
+    """Stop every service the stack started."""
+    _stack(False).down(log=lambda m: console.print(f"[dim]{m}[/]"))
+
+
+@stack_app.command("status")
+def stack_status() -> None:
+    """Which services of the stack are running."""
+    table = Table("service", "state")
+    for name, alive in _stack(False).status().items():
+        table.add_row(name, "[green]running[/]" if alive else "[red]stopped[/]")
+    console.print(table)
+
+
+@app.command()
+def demo(
+    once: bool = typer.Option(False, "--once", help="Exit after the runs are processed."),
+    runs: int = typer.Option(3, "--runs", min=1, help="Data runs to simulate."),
+    events: int = typer.Option(20, "--events", min=1, help="Pictures per data run."),
+    pedestal_events: int = typer.Option(
+        100, "--pedestal-events", min=100, help="Pictures in the pedestal run (≥ 100)."
+    ),
+    size: int = typer.Option(2304, "--size", help="Picture side in pixels (LIME: 2304)."),
+    s3: bool = typer.Option(False, "--s3", help="Use a local S3 endpoint instead of file://."),
+    timeout: float = typer.Option(1800, "--timeout", help="Seconds to wait for the runs."),
+) -> None:
+    """Simulate runs arriving from the DAQ and watch the platform process them."""
+    from cygno.deployments import demo as demo_lib
+    from cygno.storage.catalog import Catalog
+
+    stack = _stack(s3)
+    log = lambda m: console.print(f"[dim]{m}[/]")  # noqa: E731
+    try:
+        addresses = stack.up(log=log)
+        settings = demo_lib.adopt_stack_environment(stack)
+        console.rule("DAQ")
+        arrived = demo_lib.simulate_and_announce(
+            stack, settings, runs, events, (size, size), pedestal_events, console.print
+        )
+        console.rule("platform")
+        console.print(f"Watch it at [bold]{addresses.ui_url}[/]")
+        states = demo_lib.wait_for_flow_runs(
+            [a.uri for a in arrived],
+            timeout,
+            on_change=lambda s: console.print(
+                "  " + ", ".join(f"{u.rsplit('/', 1)[-1]}: {st}" for u, st in sorted(s.items()))
+            ),
+        )
+        console.rule("summary")
+        table = Table("run", "raw file", "process-run")
+        for item in arrived:
+            table.add_row(str(item.run.run_number), item.uri, states[item.uri])
+        console.print(table)
+        console.print(Catalog(settings.catalog_url).summary())
+        for line in demo_lib.describe(addresses, settings):
+            console.print(line)
+        failed = [u for u, st in states.items() if st != "COMPLETED"]
+        if failed:
+            console.print(f"[red]{len(failed)} run(s) did not complete: {failed}[/]")
+        if once:
+            raise typer.Exit(1 if failed else 0)
+        console.print("The stack stays up; press Ctrl+C to stop everything.")
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        console.print("stopping")
+    finally:
+        stack.down(log=log)

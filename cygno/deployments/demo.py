@@ -1,0 +1,156 @@
+"""``make demo``: the platform running by itself on one machine.
+
+The demo plays the DAQ and the object store's notifier: it simulates a pedestal run and
+a few data runs, uploads each to ``raw/<tag>/`` and POSTs the bucket notification MinIO
+would send to the event bridge. From there nothing is called by hand: the bridge emits
+``cygno.raw.arrived``, the deployment trigger starts ``process-run`` on the worker, and
+the demo only watches the flow runs until they finish.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import quote
+
+import httpx
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
+
+from cygno.deployments.local_stack import LocalStack, StackAddresses
+from cygno.reco.simulate import SimulatedRun, simulate_one
+from cygno.settings import Settings, get_settings
+from cygno.storage.daqdb import DaqLogbook
+from cygno.storage.objectstore import ObjectStore
+
+TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+DATA_KINDS = ("fe55", "mixed", "fe55", "muon")
+
+
+@dataclass(frozen=True)
+class DemoRun:
+    run: SimulatedRun
+    uri: str
+
+
+def minio_notification(bucket: str, key: str, size: int, etag: str) -> dict:
+    """The body MinIO POSTs to a webhook target for one uploaded object."""
+    return {
+        "EventName": "s3:ObjectCreated:Put",
+        "Key": f"{bucket}/{key}",
+        "Records": [
+            {
+                "eventVersion": "2.0",
+                "eventSource": "minio:s3",
+                "eventName": "s3:ObjectCreated:Put",
+                "eventTime": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()),
+                "s3": {
+                    "s3SchemaVersion": "1.0",
+                    "bucket": {"name": bucket, "arn": f"arn:aws:s3:::{bucket}"},
+                    "object": {
+                        "key": quote(key, safe=""),
+                        "size": size,
+                        "eTag": etag,
+                        "contentType": "application/octet-stream",
+                        "sequencer": f"{time.time_ns():X}",
+                    },
+                },
+            }
+        ],
+    }
+
+
+def adopt_stack_environment(stack: LocalStack) -> Settings:
+    """Point this process at the stack (same CYGNO_* and Prefect API as its children)."""
+    env = stack.environment()
+    for name, value in env.items():
+        if name.startswith(("CYGNO_", "PREFECT_", "AWS_")):
+            os.environ[name] = value
+    get_settings.cache_clear()
+    return get_settings()
+
+
+def announce(stack: LocalStack, store: ObjectStore, run: SimulatedRun) -> str:
+    """POST the upload's notification to the bridge, as the object store would."""
+    bucket = (
+        store.url.removeprefix("s3://").split("/", 1)[0]
+        if store.url.startswith("s3://")
+        else "cygno-data"
+    )
+    body = minio_notification(bucket, run.key, run.checksums.size, run.checksums.md5)
+    response = httpx.post(
+        f"{stack.addresses.bridge_url}/s3-events",
+        json=body,
+        headers={"Authorization": f"Bearer {stack.bridge_token()}"},
+        timeout=10.0,
+    )
+    response.raise_for_status()
+    return store.uri(run.key)
+
+
+def wait_for_flow_runs(
+    uris: list[str], timeout: float, on_change: Callable[[dict[str, str]], None]
+) -> dict[str, str]:
+    """State name of the process-run flow run of each raw URI, once all are final."""
+    states: dict[str, str] = {}
+    deadline = time.monotonic() + timeout
+    with get_client(sync_client=True) as client:
+        while time.monotonic() < deadline:
+            runs = client.read_flow_runs(
+                deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=["process-run"])),
+            )
+            latest = {}
+            for flow_run in sorted(runs, key=lambda r: r.created or 0):
+                uri = (flow_run.parameters or {}).get("raw_uri")
+                if uri in uris and flow_run.state is not None:
+                    latest[uri] = flow_run.state.type.value
+            if latest != states:
+                states = latest
+                on_change(states)
+            if len(states) == len(uris) and set(states.values()) <= TERMINAL:
+                return states
+            time.sleep(2.0)
+    raise TimeoutError(f"runs not finished after {timeout:.0f} s: {states}")
+
+
+def simulate_and_announce(
+    stack: LocalStack,
+    settings: Settings,
+    runs: int,
+    events: int,
+    shape: tuple[int, int],
+    pedestal_events: int,
+    log: Callable[[str], None],
+) -> list[DemoRun]:
+    """Simulate the pedestal run and the data runs, announcing each as it lands."""
+    store = ObjectStore.from_settings(settings)
+    logbook = DaqLogbook(settings.daqdb_url)
+    logbook.create_schema()
+    first = logbook.next_run_number()
+    plan = [("pedestal", pedestal_events)] + [
+        (DATA_KINDS[i % len(DATA_KINDS)], events) for i in range(runs)
+    ]
+    arrived = []
+    for offset, (kind, n_events) in enumerate(plan):
+        run_number = first + offset
+        log(f"DAQ: run {run_number:05d} ({kind}, {n_events} pictures {shape[0]}×{shape[1]})")
+        run = simulate_one(store, logbook, run_number, n_events, kind, shape=shape, seed=run_number)
+        uri = announce(stack, store, run)
+        log(f"  uploaded {run.key} and notified the bridge")
+        arrived.append(DemoRun(run=run, uri=uri))
+    return arrived
+
+
+def describe(addresses: StackAddresses, settings: Settings) -> list[str]:
+    """Where to look, for the final summary."""
+    return [
+        f"Prefect UI        {addresses.ui_url}",
+        f"Quality trends    {addresses.bridge_url}/trends",
+        f"Object store      {settings.store_url}",
+        f"Catalog           {settings.catalog_url}",
+        f"DAQ logbook       {settings.daqdb_url}",
+        f"Tape              {settings.tape_url}",
+        f"Service logs      {settings.data_dir / 'stack' / 'logs'}",
+    ]
