@@ -120,6 +120,11 @@ class DaqLogbook:
             query = query.where(runlog.c.last_modified > as_utc(timestamp))
         return self._rows(query.limit(limit))
 
+    def last_run_number(self) -> int | None:
+        """The highest run number logged (None for an empty logbook)."""
+        with self._reader.connect() as connection:
+            return connection.scalar(sa.select(sa.func.max(runlog.c.run_number)))
+
     def pedestal_for(self, run_number: int) -> int | None:
         """The pedestal run serving ``run_number`` (RECONSTRUCTION.md): the most recent
         run ≤ it with pedestal_run == 1, HV_STATE == 0 and ≥ 100 events."""

@@ -80,9 +80,11 @@ def test_insert_get_and_update_track_changes(logbook):
 
 
 def test_incremental_reads_by_number_and_by_change(logbook):
+    assert logbook.last_run_number() is None
     for number in (1, 2, 3, 4):
         logbook.insert_run(**_run(number))
         time.sleep(0.002)
+    assert logbook.last_run_number() == 4
     assert [r["run_number"] for r in logbook.runs_after(None)] == [1, 2, 3, 4]
     assert [r["run_number"] for r in logbook.runs_after(2)] == [3, 4]
     assert [r["run_number"] for r in logbook.runs_after(2, limit=1)] == [3]
