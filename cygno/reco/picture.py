@@ -35,6 +35,72 @@ def _median4_upper(a, b, c, d):
 
 
 @nb.njit(cache=True, nogil=True)
+def _raw_row_sum(frame, x):
+    total = np.int64(0)
+    for c in range(frame.shape[1]):
+        total += frame[x, c]
+    return total
+
+
+@nb.njit(cache=True, nogil=True)
+def _subtract_row(frame, ped_mean, threshold, cimax, x, c_lo, c_hi, z_out, row):
+    """z of frame row x (frame orientation) and its ZS values for columns [c_lo, c_hi).
+
+    Written branch-free over contiguous forward arrays so LLVM vectorises it.
+    Returns the raw sum of the row.
+    """
+    w = frame.shape[1]
+    total = np.int64(0)
+    for c in range(w):
+        raw = frame[x, c]
+        total += raw
+        v = np.float32(raw) if raw < cimax else np.float32(0.0)
+        zv = v - ped_mean[x, c]
+        z_out[x, c] = zv
+        row[c] = zv if zv > threshold[x, c] else np.float32(0.0)
+    for c in range(0, c_lo):
+        row[c] = 0.0
+    for c in range(c_hi, w):
+        row[c] = 0.0
+    return total
+
+
+@nb.njit(cache=True, nogil=True)
+def _median_rebin_row(prev, cur, w, bx, nby, rebin, rb_out, rbm_out):
+    """Add one picture row to the block sums: ZS values and their 2×2 upper median.
+
+    ``prev``/``cur`` are ZS rows in frame orientation; picture column y is frame column
+    w − 1 − y, and the median window is picture columns y − 1..y (reflected at y = 0).
+    Returns (sum, sum of squares) of the row's ZS values (whole row).
+    """
+    rs = 0.0
+    rss = 0.0
+    c0 = w - 1
+    prev_c = cur[c0]
+    prev_p = prev[c0]
+    for by in range(nby):
+        acc = np.float32(0.0)
+        accm = np.float32(0.0)
+        for k in range(rebin):
+            c = c0 - (by * rebin + k)
+            cv = cur[c]
+            pv = prev[c]
+            acc += cv
+            rss += cv * cv
+            accm += _median4_upper(prev_p, pv, prev_c, cv)
+            prev_c = cv
+            prev_p = pv
+        rb_out[bx, by] += acc
+        rbm_out[bx, by] += accm
+        rs += acc
+    for y in range(nby * rebin, w):  # columns beyond the last whole block
+        cv = cur[c0 - y]
+        rs += cv
+        rss += cv * cv
+    return rs, rss
+
+
+@nb.njit(cache=True, nogil=True)
 def fused_pass(
     frame,
     ped_mean,
@@ -48,75 +114,58 @@ def fused_pass(
     z_out,
     rb_out,
     rbm_out,
-    row_prev,
-    row_cur,
+    rows,
 ):
     """One pass over a (H, W) uint16 frame; returns (raw_sum, zs_sum, zs_sumsq).
 
     ``threshold`` = nsigma·sigma (frame orientation, float32). Acceptance is the
-    half-open rectangle [x_lo, x_hi) × [y_lo, y_hi) in working-picture coordinates.
-    Outputs: ``z_out`` (H, W) float32 picture orientation; ``rb_out`` / ``rbm_out``
-    (H//rebin, W//rebin) float32 block means of the ZS picture and of its 2×2 median.
-    ``row_prev`` / ``row_cur`` are float32 (W,) scratch rows.
+    half-open rectangle [x_lo, x_hi) × [y_lo, y_hi) in working-picture coordinates
+    (already clipped to the picture). Outputs: ``z_out`` (H, W) float32 in FRAME
+    orientation (the working picture is the view ``z_out[:, ::-1]``), filled only for
+    rows within two macro-pixel rows of the acceptance (no cluster can reach further:
+    the median shifts light by one row and the neighbour filter by one macro-pixel);
+    ``rb_out`` / ``rbm_out`` (H//rebin, W//rebin) float32 block means of the ZS
+    picture and of its 2×2 median. ``rows`` is a (2, W) float32 scratch buffer.
     """
     h, w = frame.shape
     nbx = rb_out.shape[0]
     nby = rb_out.shape[1]
     rb_out[:, :] = 0.0
     rbm_out[:, :] = 0.0
+    c_lo = w - y_hi  # picture columns [y_lo, y_hi) = frame columns [w - y_hi, w - y_lo)
+    c_hi = w - y_lo
+    z_lo = max(0, (x_lo // rebin - 2) * rebin)
+    z_hi = min(h, (x_hi // rebin + 3) * rebin)
     raw_sum = np.int64(0)
     zs_sum = 0.0
     zs_sumsq = 0.0
-    for x in range(h):
-        bx = x // rebin
-        in_rows = x >= x_lo and x < x_hi
-        row_sum = np.int64(0)
-        for y in range(w):
-            c = w - 1 - y
-            raw = frame[x, c]
-            row_sum += raw
-            v = np.float32(raw)
-            if raw >= cimax:
-                v = np.float32(0.0)
-            zv = v - ped_mean[x, c]
-            z_out[x, y] = zv
-            s = np.float32(0.0)
-            if in_rows and y >= y_lo and y < y_hi and zv > threshold[x, c]:
-                s = zv
-            row_cur[y] = s
-        raw_sum += row_sum
+    for x in range(0, z_lo):
+        raw_sum += _raw_row_sum(frame, x)
+    for x in range(z_hi, h):
+        raw_sum += _raw_row_sum(frame, x)
+    cur = rows[0]
+    prev = rows[1]
+    prev[:] = 0.0
+    prev_nonzero = False
+    for x in range(z_lo, z_hi):
+        accepted = x >= x_lo and x < x_hi
+        if accepted:
+            raw_sum += _subtract_row(frame, ped_mean, threshold, cimax, x, c_lo, c_hi, z_out, cur)
+        else:
+            raw_sum += _subtract_row(frame, ped_mean, threshold, cimax, x, 0, 0, z_out, cur)
         if x == 0:
-            for y in range(w):
-                row_prev[y] = row_cur[y]
-        if bx < nbx:
-            # ZS sums (for cmos_* and weights) and the 2×2 median (window rows x-1..x,
-            # columns y-1..y, reflected at the picture edges as scipy does).
-            rs = 0.0
-            rss = 0.0
-            prev_c = row_cur[0]
-            prev_p = row_prev[0]
-            for y in range(w):
-                cur = row_cur[y]
-                pre = row_prev[y]
-                rs += cur
-                rss += cur * cur
-                med = _median4_upper(prev_p, pre, prev_c, cur)
-                by = y // rebin
-                if by < nby:
-                    rb_out[bx, by] += cur
-                    rbm_out[bx, by] += med
-                prev_c = cur
-                prev_p = pre
+            prev[:] = cur  # the median window reflects at the top edge
+        bx = x // rebin
+        if (accepted or prev_nonzero) and bx < nbx:
+            rs, rss = _median_rebin_row(prev, cur, w, bx, nby, rebin, rb_out, rbm_out)
             zs_sum += rs
             zs_sumsq += rss
-        else:
-            for y in range(w):
-                cur = row_cur[y]
-                zs_sum += cur
-                zs_sumsq += cur * cur
-        # swap rows
-        for y in range(w):
-            row_prev[y] = row_cur[y]
+        elif accepted:
+            for c in range(w):
+                zs_sum += cur[c]
+                zs_sumsq += cur[c] * cur[c]
+        prev_nonzero = accepted
+        cur, prev = prev, cur
     inv = np.float32(1.0 / (rebin * rebin))
     for i in range(nbx):
         for j in range(nby):
@@ -196,8 +245,12 @@ class Workspace:
     rb: np.ndarray
     rbm: np.ndarray
     filtered: np.ndarray
-    row_prev: np.ndarray
-    row_cur: np.ndarray
+    rows: np.ndarray
+
+    @property
+    def picture_z(self) -> np.ndarray:
+        """z in working-picture orientation: a view, not a copy."""
+        return self.z[:, ::-1]
 
     @classmethod
     def for_shape(cls, shape: tuple[int, int], rebin: int) -> Workspace:
@@ -208,8 +261,7 @@ class Workspace:
             rb=np.empty(macro, np.float32),
             rbm=np.empty(macro, np.float32),
             filtered=np.empty(macro, np.float32),
-            row_prev=np.empty(w, np.float32),
-            row_cur=np.empty(w, np.float32),
+            rows=np.empty((2, w), np.float32),
         )
 
     def fits(self, shape: tuple[int, int]) -> bool:
@@ -266,7 +318,7 @@ def process(
     raw_sum, zs_sum, zs_sumsq = fused_pass(
         frame, ped_mean, threshold, params.cimax,
         max(x_lo, 0), min(x_hi, h), max(y_lo, 0), min(y_hi, w),
-        params.rebin, ws.z, ws.rb, ws.rbm, ws.row_prev, ws.row_cur,
+        params.rebin, ws.z, ws.rb, ws.rbm, ws.rows,
     )  # fmt: skip
     t1 = time.perf_counter()
     n = h * w

@@ -132,9 +132,10 @@ def reconstruct_picture(
     t0 = time.perf_counter()
     result = idbscan(steps.points, steps.weights, config.idbscan, seed=seed)
     t1 = time.perf_counter()
-    zs = _ZSView(prep.ws.z, prep.threshold, prep.acceptance)
+    z = prep.ws.picture_z
+    zs = _ZSView(z, prep.threshold, prep.acceptance)
     clusters = cluster_features(
-        prep.ws.z, zs, steps.points, result.labels, result.tracklike, prep.features
+        z, zs, steps.points, result.labels, result.tracklike, prep.features
     )
     if prep.vignetting is not None:
         _apply_vignetting(clusters, prep.vignetting, frame.shape)

@@ -29,14 +29,14 @@ def test_empty_picture_gives_no_points():
     assert not steps.vetoed
     assert len(steps.points) == 0
     assert steps.cmos_integral == 0.0
-    assert np.all(ws.z == 0)
+    assert np.all(ws.picture_z == 0)
 
 
 def test_all_saturated_picture_is_zeroed_not_crashing():
     steps, ws = run(np.full((H, W), 65535, np.uint16), spark_offset=1e12)
     assert not steps.vetoed
     assert len(steps.points) == 0
-    assert np.all(ws.z == -100.0)  # cimax sets raw to 0 before subtraction
+    assert np.all(ws.picture_z == -100.0)  # cimax sets raw to 0 before subtraction
     assert steps.cmos_integral == 0.0
 
 
@@ -62,7 +62,7 @@ def test_zero_suppression_is_strict_and_per_pixel():
     steps = pic.process(frame, np.full((H, W), 100, np.float32), thr, params, ws)
     assert steps.cmos_integral == 1.0
     # picture orientation: frame (10, 10) → picture (10, W-1-10)
-    assert ws.z[10, W - 1 - 10] == 1.0
+    assert ws.picture_z[10, W - 1 - 10] == 1.0
     assert ws.rb[10 // 4, (W - 1 - 10) // 4] == pytest.approx(1 / 16)
 
 
