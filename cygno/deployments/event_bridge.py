@@ -19,6 +19,12 @@ becomes one event::
                   "cygno.size": "123456", "cygno.etag": "…"},
      "payload": {"bucket": …, "key": …, "size": …, "etag": …, "s3_event": …}}
 
+MinIO setup (it sends ``Authorization: Bearer <auth_token>``)::
+
+    mc admin config set ALIAS notify_webhook:cygno \\
+        endpoint=http://<bridge host>:4300/s3-events auth_token=$CYGNO_BRIDGE_TOKEN
+    mc event add ALIAS/cygno-data arn:minio:sqs::cygno:webhook --event put --prefix raw/
+
 The resource id is the object's URI in the platform's store (``ObjectStore.uri``), so
 the flow can open it as is. An ``s3://`` store accepts only its own bucket; a ``file://``
 store (the local demo) takes the key as a store key whatever the bucket.
@@ -251,6 +257,7 @@ class EventPoster:
         batch_size: int = 100,
         timeout: float = 10.0,
         max_backoff: float = 30.0,
+        drain_timeout: float = 10.0,
         verify: bool | str = True,
     ) -> None:
         self.api_url = api_url.rstrip("/")
@@ -259,10 +266,12 @@ class EventPoster:
         self.batch_size = batch_size
         self.timeout = timeout
         self.max_backoff = max_backoff
+        self.drain_timeout = drain_timeout
         self.verify = verify
         self.delivered = 0
         self.dropped = 0
         self.last_error: str | None = None
+        self._in_flight = 0
         self._queue: asyncio.Queue[dict[str, Any]] | None = None
         self._task: asyncio.Task[None] | None = None
         self._client: httpx.AsyncClient | None = None
@@ -281,7 +290,8 @@ class EventPoster:
 
     @property
     def pending(self) -> int:
-        return self._queue.qsize() if self._queue else 0
+        """Events not yet accepted by the server (queued or being posted)."""
+        return (self._queue.qsize() if self._queue else 0) + self._in_flight
 
     async def start(self) -> None:
         self._queue = asyncio.Queue()
@@ -298,7 +308,7 @@ class EventPoster:
     def offer(self, events: list[dict[str, Any]]) -> bool:
         """Queue all ``events`` or none (False when the queue is full)."""
         assert self._queue is not None and self._idle is not None, "poster not started"
-        if self._queue.qsize() + len(events) > self.max_pending:
+        if self.pending + len(events) > self.max_pending:
             return False
         for event in events:
             self._queue.put_nowait(event)
@@ -315,10 +325,11 @@ class EventPoster:
             return False
         return True
 
-    async def stop(self, drain_timeout: float = 10.0) -> None:
+    async def stop(self) -> None:
+        """Give queued events ``drain_timeout`` seconds to go out, then stop."""
         if self._task is None:
             return
-        if not await self.wait_idle(drain_timeout):
+        if not await self.wait_idle(self.drain_timeout):
             log.error(
                 "stopping with %d undelivered event(s); the sentinel will catch them up",
                 self.pending,
@@ -336,7 +347,11 @@ class EventPoster:
             batch = [await self._queue.get()]
             while len(batch) < self.batch_size and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
-            await self._deliver(batch)
+            self._in_flight = len(batch)
+            try:
+                await self._deliver(batch)
+            finally:
+                self._in_flight = 0
             if self._queue.empty():
                 self._idle.set()
 

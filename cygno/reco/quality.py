@@ -78,8 +78,19 @@ def _read_json(store: Store, key: str) -> Any:
         return json.loads(handle.read())
 
 
+def _clean(obj: Any) -> Any:
+    """JSON has no NaN or infinity: they become ``null``."""
+    if isinstance(obj, float | np.floating):
+        return float(obj) if math.isfinite(obj) else None
+    if isinstance(obj, Mapping):
+        return {key: _clean(value) for key, value in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_clean(value) for value in obj]
+    return obj
+
+
 def _dumps(obj: Any) -> bytes:
-    return json.dumps(obj, indent=1, allow_nan=False, default=_json_default).encode()
+    return json.dumps(_clean(obj), indent=1, allow_nan=False, default=_json_default).encode()
 
 
 def _json_default(obj: Any) -> Any:

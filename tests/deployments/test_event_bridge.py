@@ -380,3 +380,55 @@ def test_trend_page_lists_runs_and_plots(client, local_store):
 
     assert "No trends yet" in client.get("/trends?tag=LNF").text
     assert json.loads(local_store.get_bytes(f"{prefix}/summaries.json"))[0]["run"] == 1200
+
+
+# --------------------------------------------------------------------------- delivery
+
+
+def dead_url() -> str:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{sock.getsockname()[1]}/api"
+
+
+def test_unreachable_server_keeps_events_and_full_queue_gets_503(local_store, tmp_path):
+    settings = Settings(bridge_token=TOKEN, store_url=local_store.url, data_dir=tmp_path)
+    poster = EventPoster(dead_url(), max_pending=1, drain_timeout=0.2)
+    with TestClient(create_app(settings, store=local_store, poster=poster)) as test_client:
+        first = test_client.post(
+            "/s3-events", json=notification(record("raw/LNGS/run00001.mid.gz")), headers=AUTH
+        )
+        assert first.status_code == 200
+        second = test_client.post(
+            "/s3-events", json=notification(record("raw/LNGS/run00002.mid.gz")), headers=AUTH
+        )
+        assert second.status_code == 503
+        assert second.headers["retry-after"] == "30"
+        time.sleep(0.3)
+        health = test_client.get("/healthz").json()
+        assert health["pending_events"] == 1
+        assert health["delivered_events"] == 0
+        assert "ConnectError" in health["last_error"]
+        # Refused with 503, so not remembered: MinIO's retry is processed later.
+        third = test_client.post(
+            "/s3-events", json=notification(record("raw/LNGS/run00002.mid.gz")), headers=AUTH
+        )
+        assert third.status_code == 503
+
+
+def test_events_the_server_refuses_are_dropped_not_retried(prefect_api_url):
+    import asyncio
+
+    async def scenario() -> EventPoster:
+        poster = EventPoster(prefect_api_url, drain_timeout=20)
+        await poster.start()
+        poster.offer([{"event": "cygno.raw.arrived", "id": "not-a-uuid"}])
+        assert await poster.wait_idle(20)
+        await poster.stop()
+        return poster
+
+    poster = asyncio.run(scenario())
+    assert (poster.delivered, poster.dropped) == (0, 1)
+    assert poster.last_error.startswith("HTTP 422")
