@@ -60,8 +60,8 @@ INT_BRANCHES = frozenset(
 _COL = {name: i for i, name in enumerate(BRANCHES)}
 _N_KERNEL = _COL["sc_tracklike"]  # the kernel fills every column before sc_tracklike
 
-# Gaussian fit status codes.
-FIT_OK, FIT_NOT_CONVERGED, FIT_TOO_FEW_BINS = 0, 1, 2
+# Gaussian fit status: converged, iteration limit reached, skipped (< 4 bins or no signal).
+FIT_OK, FIT_NOT_CONVERGED, FIT_SKIPPED = 0, 1, 2
 
 
 @dataclass(frozen=True)
@@ -258,7 +258,7 @@ def _gauss_fit(c, p, max_iter, o):
         s = 0.0
     width = c[1] - c[0] if nb > 1 else 1.0
     s = max(s, 0.5 * width)
-    o[0], o[1], o[2], o[3], o[4] = a, m, s, 0.0, FIT_TOO_FEW_BINS
+    o[0], o[1], o[2], o[3], o[4] = a, m, s, 0.0, FIT_SKIPPED
     if nb < 4 or a <= 0:
         return
     chi_w = 1.0 / np.maximum(np.abs(p), 1.0)

@@ -95,7 +95,7 @@ def _warm_up() -> None:
 
 
 def _compact(labels: np.ndarray, tracklike: np.ndarray) -> ClusterResult:
-    """Renumber cluster ids 0..k-1 in order of first appearance of the old ids."""
+    """Renumber the used cluster ids to 0..k-1, keeping their order."""
     labels = labels.copy()
     labels[labels < 0] = g.NOISE
     used = np.unique(labels[labels >= 0])

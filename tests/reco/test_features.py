@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cygno.reco.features import BRANCHES, INT_BRANCHES, FeatureParams, cluster_features
+from cygno.reco.features import (
+    BRANCHES,
+    FIT_OK,
+    FIT_SKIPPED,
+    INT_BRANCHES,
+    FeatureParams,
+    cluster_features,
+)
 
 R = 4  # rebin
 
@@ -91,7 +98,7 @@ def test_straight_line_angle_length_and_transverse_fit():
     assert out["sc_length"][0] == pytest.approx(150.0, abs=2 * R)
     assert out["sc_width"][0] < 25.0
     assert out["sc_tgausssigma"][0] == pytest.approx(2.0, rel=0.1)
-    assert out["sc_tgaussstatus"][0] == 0
+    assert out["sc_tgaussstatus"][0] == FIT_OK
     assert out["sc_tgaussmean"][0] == pytest.approx(out["sc_width"][0] / 2, abs=0.7)
     assert out["sc_tp0fwhm"][0] == pytest.approx(2.355 * 2.0, rel=0.25)
     assert out["sc_latrms"][0] == pytest.approx(2.0, rel=0.1)
@@ -103,7 +110,7 @@ def test_longitudinal_gaussian_fit_of_a_round_spot():
     z = gaussian_blob((128, 128), 64.0, 64.0, 5.0, 30.0).astype(np.float32)
     out = features(z, macro_points(z > 0.5))
     assert out["sc_lgausssigma"][0] == pytest.approx(5.0, rel=0.05)
-    assert out["sc_lgaussstatus"][0] == 0
+    assert out["sc_lgaussstatus"][0] == FIT_OK
     assert out["sc_lgaussmean"][0] == pytest.approx(out["sc_length"][0] / 2, abs=0.5)
     assert out["sc_lgaussamp"][0] == pytest.approx(out["sc_lp0amplitude"][0], rel=0.1)
 
@@ -165,3 +172,18 @@ def test_noise_points_are_ignored_and_negative_values_count_in_the_integral():
     assert out["sc_nhits"][0] == 15
     # max(z, 0) weights: the negative pixel does not pull the centre.
     assert out["sc_xmean"][0] == pytest.approx((20 * 3 + 21 * 4 + 22 * 4 + 23 * 4) / 15)
+
+
+def test_degenerate_clusters_give_finite_values():
+    z = np.full((64, 64), -2.0, np.float32)  # no positive signal at all
+    z[40:44, 40:44] = 7.0  # a single bright macro-pixel
+    pts = np.array([[2, 2], [2, 3], [10, 10]], np.int32)
+    out = features(z, pts, np.array([0, 0, 1], np.int32), np.array([False, False]))
+    assert out["sc_size"].tolist() == [16, 32]
+    for name, arr in out.items():
+        assert np.isfinite(arr).all(), name
+    # Sorted by integral: the bright macro-pixel first, then the all-negative cluster.
+    assert out["sc_integral"].tolist() == pytest.approx([16 * 7.0, 32 * -2.0])
+    assert out["sc_xmean"][1] == pytest.approx(9.5)  # uniform weights when nothing is > 0
+    assert out["sc_nhits"][1] == 0
+    assert out["sc_lgaussstatus"][1] == out["sc_tgaussstatus"][1] == FIT_SKIPPED
