@@ -16,13 +16,9 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
@@ -39,6 +35,9 @@ from cygno.storage.catalog.runlog import RUNLOG_COLUMN_NAMES
 from cygno.storage.catalog.sql import as_utc, dispose_engine, engine_for, json_normalise, utcnow
 from cygno.storage.keys import validate_tag, validate_version
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
 T = TypeVar("T")
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
@@ -51,6 +50,8 @@ _UPGRADE_LOCK = threading.Lock()
 
 def alembic_config() -> Config:
     """Alembic configuration pointing at the packaged migrations (no ini, no CWD)."""
+    from alembic.config import Config  # imported on demand: alembic takes ~0.5 s to import
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     return config
@@ -134,6 +135,8 @@ class Catalog:
 
     def upgrade(self, revision: str = "head") -> None:
         """Bring the schema to ``revision``; safe when several processes race to do it."""
+        from alembic import command
+
         with _UPGRADE_LOCK:
             if revision == "head" and self.url in _UPGRADED:
                 return
@@ -156,11 +159,15 @@ class Catalog:
 
     def revision(self) -> str | None:
         """The schema revision the database is at (None before the first upgrade)."""
+        from alembic.runtime.migration import MigrationContext
+
         with self.engine.connect() as connection:
             return MigrationContext.configure(connection).get_current_revision()
 
     @staticmethod
     def head_revision() -> str | None:
+        from alembic.script import ScriptDirectory
+
         return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
     def close(self) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import threading
 from pathlib import Path
 from typing import Any
@@ -150,6 +151,15 @@ def engine_for(url: str) -> sa.Engine:
                 )
             _ENGINES[url] = engine
         return engine
+
+
+def _after_fork_in_child() -> None:
+    """A forked child must not reuse the parent's sockets: give it fresh pools."""
+    for engine in _ENGINES.values():
+        engine.dispose(close=False)
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def dispose_engine(url: str) -> None:
