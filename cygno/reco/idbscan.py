@@ -181,7 +181,10 @@ class _Directional:
         return [s for _, _, s in sorted(found)]
 
     def _tracks(self, seeds, candidates, labels) -> int:
-        """Step 5–6: directional expansion of each candidate; returns the number of tracks."""
+        """Steps 5–6: directional expansion of each candidate; returns the number of tracks.
+
+        A track only takes points no earlier track holds (production could take them over).
+        """
         p = self.p
         dir_spans = g.cityblock_spans(p.dir_radius)
         label = 0

@@ -142,9 +142,11 @@ def test_curved_track_is_one_tracklike_cluster():
     assert res.tracklike.tolist() == [True]
 
 
-def test_spot_beside_a_track_stays_separate():
+@pytest.mark.parametrize("distance", [17, 30])
+def test_spot_beside_a_track_stays_separate(distance):
+    # 17 macro-pixels = 69 px: production merged such a spot into the muon.
     track = line(10, 100, 400, 100)
-    spot = disk(200, 130, 3)  # 30 macro-pixels off the track: outside its band
+    spot = disk(200, 100 + distance, 3)
     pts = cells(track, spot)
     res = idbscan(pts, weights(pts))
     lt, ls = clusters_of(res, pts, track), clusters_of(res, pts, spot)
