@@ -112,6 +112,22 @@ def store(tmp_path) -> ObjectStore:
     return ObjectStore((tmp_path / "store").as_uri())
 
 
+REF_PREFIX = "quality/0.1.0+abc/LNGS/run01200/"
+
+
+@pytest.fixture(scope="module")
+def ref_store(files, tmp_path_factory) -> tuple[ObjectStore, quality.QualityReport]:
+    """The reference run's quality outputs, written once for the module."""
+    store = ObjectStore(tmp_path_factory.mktemp("ref-store").as_uri())
+    report = quality.run_quality(files["reference"], store, REF_PREFIX, pedestal=pedestal())
+    return store, report
+
+
+@pytest.fixture
+def reference(ref_store) -> quality.Reference:
+    return quality.load_reference(ref_store[0], REF_PREFIX)
+
+
 def test_read_reco_from_path_and_bytes(files):
     from_path = quality.read_reco(files["reference"])
     from_bytes = quality.read_reco(files["reference"].read_bytes())
@@ -171,14 +187,9 @@ def test_statistics_on_known_inputs():
     assert chi2 > 100
 
 
-def test_identical_reference_is_good(files, store):
-    ref = quality.run_quality(
-        files["reference"], store, "quality/v/LNGS/run01200/", pedestal=pedestal(), fe55=True
-    )
-    reference = quality.load_reference(store, "quality/v/LNGS/run01200/")
+def test_identical_reference_is_good(files, store, reference, ref_store):
     assert reference.run == 1200
-    assert set(reference.histograms) == set(ref.histograms)
-
+    assert set(reference.histograms) == set(ref_store[1].histograms)
     report = quality.run_quality(
         files["reference"],
         store,
@@ -188,6 +199,7 @@ def test_identical_reference_is_good(files, store):
         extra={"tag": "LNGS"},
     )
     assert report.flag == "good", report.reasons
+    assert report.reasons == ["all checks passed against reference run 1200"]
     assert report.summary["tag"] == "LNGS"
     assert report.summary["flag"] == "good"
     assert report.reference_run == 1200
@@ -200,25 +212,23 @@ def test_identical_reference_is_good(files, store):
     assert report.summary["noise_mean"] == pytest.approx(2.0, rel=0.05)
 
 
-def test_outputs_are_written(files, store):
-    prefix = "quality/v/LNGS/run01200/"
-    report = quality.run_quality(files["reference"], store, prefix, pedestal=pedestal())
-    keys = set(store.list(prefix))
+def test_outputs_are_written(ref_store):
+    store, report = ref_store
+    keys = set(store.list(REF_PREFIX))
     assert set(report.files.values()) == keys
     pngs = [key for key in keys if key.endswith(".png")]
     assert len(pngs) == len(report.histograms) + 1  # + the cmos trace
     for key in pngs:
         data = store.get_bytes(key)
         assert data.startswith(PNG_MAGIC) and len(data) > 5000, key
-    saved = json.loads(store.get_bytes(prefix + "summary.json"))
-    assert saved["flag"] == report.flag
+    saved = json.loads(store.get_bytes(REF_PREFIX + "summary.json"))
+    assert saved["flag"] == report.flag == "good"
+    assert saved["reasons"] == ["all checks passed (no reference run)"]
     assert saved["summary"]["clusters"] == report.summary["clusters"]
     assert "fe55_peak" in saved["histograms"]  # auto mode found the peak
 
 
-def test_shifted_run_is_bad_with_reasons(files, store):
-    quality.run_quality(files["reference"], store, "ref/", pedestal=pedestal())
-    reference = quality.load_reference(store, "ref/")
+def test_shifted_run_is_bad_with_reasons(files, store, reference):
     report = quality.run_quality(
         files["shifted"], store, "shifted/", pedestal=pedestal(noise=2.9), reference=reference
     )
@@ -231,28 +241,32 @@ def test_shifted_run_is_bad_with_reasons(files, store):
     assert integral.ks_distance > 0.1
 
 
-def test_mild_shift_is_a_warning_with_configurable_thresholds(files, store):
-    quality.run_quality(files["reference"], store, "ref/")
-    reference = quality.load_reference(store, "ref/")
+def test_mild_shift_is_a_warning_with_configurable_thresholds(files, store, reference):
     lenient = quality.Thresholds(chi2_warning=1e6, chi2_bad=1e7)
     report = quality.run_quality(
-        files["mild"], store, "mild/", reference=reference, thresholds=lenient
+        files["mild"],
+        store,
+        "mild/",
+        pedestal=pedestal(),
+        reference=reference,
+        thresholds=lenient,
     )
     assert report.flag == "warning", report.reasons
-    assert report.reasons == [r for r in report.reasons if r.startswith("light_yield")]
-    strict = quality.run_quality(files["mild"], store, "mild2/", reference=reference)
+    assert len(report.reasons) == 1 and report.reasons[0].startswith("light_yield")
+    strict = quality.run_quality(
+        files["mild"], store, "mild2/", pedestal=pedestal(), reference=reference
+    )
     assert strict.flag != "good"  # default χ² thresholds see the 8 % shift in the spectrum
     assert any(r.startswith("sc_integral: differs") for r in strict.reasons)
 
 
-def test_ks_method_flags_the_shift(files, store):
-    quality.run_quality(files["reference"], store, "ref/", fe55=False)
-    reference = quality.load_reference(store, "ref/")
+def test_ks_method_flags_the_shift(files, store, reference):
     ks = quality.Thresholds(method="ks", ks_warning=0.05, ks_bad=0.5)
     report = quality.run_quality(
         files["shifted"], store, "ks/", reference=reference, thresholds=ks, fe55=False
     )
     assert report.summary["light_yield"] is None
+    assert "reference has a ⁵⁵Fe light yield, this run has none" in report.reasons
     integral = next(c for c in report.comparisons if c.name == "sc_integral")
     assert integral.flag == "warning"
     assert "Kolmogorov distance" in integral.reason
@@ -267,12 +281,13 @@ def test_empty_run_is_bad(tmp_path, store):
     assert "no pictures in the reco file" in report.reasons
 
 
-def test_trends_and_markdown(files, store):
-    summaries = []
-    for name in ("reference", "shifted"):
-        report = quality.run_quality(files[name], store, f"{name}/", pedestal=pedestal())
-        summaries.append(report.summary)
-    summaries.append({"run": 1150, "flag": "bad", "noise_mean": 2.5})  # sparse row
+def test_trends_and_markdown(ref_store):
+    store, report = ref_store
+    summaries = [
+        report.summary,
+        {**report.summary, "run": 1201, "flag": "warning", "light_yield": 480.0},
+        {"run": 1150, "flag": "bad", "noise_mean": 2.5},  # a sparse row
+    ]
     prefix = quality.trend_prefix("0.1.0+abc", "LNGS")
     written = quality.write_trends(summaries, store, prefix)
     assert prefix == "quality/trends/0.1.0+abc/LNGS"
@@ -286,8 +301,6 @@ def test_trends_and_markdown(files, store):
     assert f'src="/files/{prefix}/light_yield.png"' in page
 
     text = quality.report_markdown(report, "http://example.org:4300/")
-    assert "# Quality of run 1201" in text
-    assert (
-        f"![sc_integral.png](http://example.org:4300/files/{report.files['sc_integral.png']})"
-        in text
-    )
+    assert "# Quality of run 1200: **good**" in text
+    link = f"(http://example.org:4300/files/{report.files['sc_integral.png']})"
+    assert f"![sc_integral.png]{link}" in text
