@@ -97,3 +97,12 @@ def db_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:
             else:
                 conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name}"))
         admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """ONE ephemeral Prefect server for the session (~10 s to start); its API URL."""
+    from tests.flows.harness import prefect_server
+
+    with prefect_server(tmp_path_factory.mktemp("prefect-home")) as api_url:
+        yield api_url
