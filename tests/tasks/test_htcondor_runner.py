@@ -24,6 +24,7 @@ from cygno.tasks.runners.condor import HTCondorScheduler, submit_description
 from cygno.tasks.runners.htcondor import (
     HTCondorTaskRunner,
     JobHeldError,
+    JobRemovedError,
     JobVanishedError,
     RemoteJobError,
 )
@@ -232,7 +233,10 @@ def test_flow_process_sigterm_removes_jobs(tmp_path):
         f"    task(jobfns.sleep_with_pidfile).submit({str(pidfile)!r}, 120).wait()\n"
         "f()\n"
     )
-    flow_process = subprocess.Popen([sys.executable, str(script)], env=dict(os.environ))
+    from prefect.settings import PREFECT_API_URL
+
+    env = dict(os.environ, PREFECT_API_URL=PREFECT_API_URL.value())
+    flow_process = subprocess.Popen([sys.executable, str(script)], env=env)
     try:
         pid = _pid_when_written(pidfile, timeout=60)
         flow_process.send_signal(signal.SIGTERM)
@@ -241,6 +245,9 @@ def test_flow_process_sigterm_removes_jobs(tmp_path):
         while psutil.pid_exists(pid) and time.time() < deadline:
             time.sleep(0.1)
         assert not psutil.pid_exists(pid), "job process outlived its flow run"
+        (log,) = (tmp_path / "jobs").rglob("job-1.log")
+        kinds = [event.type for event in htcondor2.JobEventLog(str(log)).events(stop_after=0)]
+        assert kinds[-1] == htcondor2.JobEventType.JOB_ABORTED, "removed by the runner"
     finally:
         flow_process.kill()
 
@@ -377,3 +384,61 @@ def test_unreachable_schedd_fails_the_task_run(tmp_path):
     assert _task_run(outcome["id"]).state.is_failed()
     assert isinstance(outcome["value"], SchedulerError)
     assert "Unable to locate local daemon" in str(outcome["value"])
+
+
+@flow
+def s3_flow():
+    return _outcome(timed_square.submit(7, 0.0))
+
+
+def test_staging_on_s3(s3_server, tmp_path):
+    import fsspec
+
+    bucket = s3_server.new_bucket()
+    runner = HTCondorTaskRunner(
+        backend="local",
+        max_workers=1,
+        staging_url=f"s3://{bucket}/staging",
+        storage_options=s3_server.storage_options(),
+        job_dir=tmp_path / "jobs",
+    )
+    outcome = s3_flow.with_options(task_runner=runner)()
+    assert outcome["value"]["value"] == 49
+    fs = fsspec.filesystem("s3", **s3_server.storage_options())
+    fs.invalidate_cache()
+    assert fs.find(f"{bucket}/staging") == [], "staging is cleaned after the result is read"
+
+
+@flow
+def cancel_future_flow(pidfile: str):
+    future = sleep_with_pidfile.submit(pidfile, 60)
+    _pid_when_written(Path(pidfile))
+    assert future.cancel()
+    return _outcome(future)
+
+
+def test_cancelling_a_future_removes_its_job(make_runner, tmp_path):
+    pidfile = tmp_path / "job.pid"
+    outcome = cancel_future_flow.with_options(task_runner=make_runner())(str(pidfile))
+    assert isinstance(outcome["value"], JobRemovedError)
+    assert not psutil.pid_exists(int(pidfile.read_text()))
+
+
+slow_with_timeout = task(timeout_seconds=3)(jobfns.sleep_with_pidfile)
+
+
+@flow
+def timeout_flow(pidfile: str):
+    return _outcome(slow_with_timeout.submit(pidfile, 60))
+
+
+def test_task_timeout_removes_the_job(make_runner, tmp_path):
+    pidfile = tmp_path / "job.pid"
+    outcome = timeout_flow.with_options(task_runner=make_runner())(str(pidfile))
+    assert isinstance(outcome["value"], TimeoutError)
+    assert _task_run(outcome["id"]).state.is_failed()
+    pid = int(pidfile.read_text())
+    deadline = time.time() + 5
+    while psutil.pid_exists(pid) and time.time() < deadline:
+        time.sleep(0.05)
+    assert not psutil.pid_exists(pid)

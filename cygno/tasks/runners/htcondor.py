@@ -29,6 +29,7 @@ import sys
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextvars import copy_context
 from dataclasses import dataclass
@@ -222,14 +223,14 @@ class HTCondorTaskRunner(TaskRunner[HTCondorFuture]):
         self.extra_submit = dict(extra_submit or {})
         self.schedd_name = schedd_name
         self.collector = collector
-        self.poll_seconds = poll_seconds or (0.2 if backend == "local" else 2.0)
+        self.poll_seconds = poll_seconds or (0.05 if backend == "local" else 2.0)
         self.queue_check_seconds = queue_check_seconds or (0.5 if backend == "local" else 60.0)
         self.keep_job_files = keep_job_files
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._scheduler: Scheduler | None = None
         self._active: dict[uuid.UUID, _Active] = {}
         self._lock = threading.Lock()
-        self._duplicates: list[HTCondorTaskRunner] = []
+        self._duplicates: weakref.WeakSet[HTCondorTaskRunner] = weakref.WeakSet()
         self._closing = False
         self._flow_run: Any = None
 
@@ -265,7 +266,7 @@ class HTCondorTaskRunner(TaskRunner[HTCondorFuture]):
         twin = type(self)(**self._config())
         # The flow engine cancels through the flow's own runner instance on SIGTERM,
         # while the jobs belong to the duplicate it entered: keep a way from one to other.
-        self._duplicates.append(twin)
+        self._duplicates.add(twin)
         return twin
 
     def __eq__(self, other: object) -> bool:
@@ -309,7 +310,7 @@ class HTCondorTaskRunner(TaskRunner[HTCondorFuture]):
     def cancel_all(self) -> None:
         """Remove every job of this runner (and of its duplicates): the flow run ends."""
         self._closing = True
-        for twin in self._duplicates:
+        for twin in list(self._duplicates):
             twin.cancel_all()
         with self._lock:
             task_runs = list(self._active)
