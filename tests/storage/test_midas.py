@@ -359,3 +359,49 @@ def test_reads_s3fs_file_objects(tmp_path, s3_server):
         report = validate(raw)
     assert report.ok and report.pictures == 5
     assert report.path.endswith("run00012.mid.gz")
+
+
+@pytest.mark.parametrize(
+    "banks, fmt, message",
+    [
+        ([("CA M", np.zeros(2, np.uint8))], "32", "not 4 printable ASCII"),
+        ([("CAM", np.zeros(2, np.uint8))], "32", "not 4 printable ASCII"),
+        ([("CAM0", np.zeros(2, np.uint8)), ("CAM0", np.zeros(1, np.uint8))], "32", "duplicate"),
+        ([("CAM0", np.zeros(40000, np.uint16))], "16", "do not fit a 16-bit bank"),
+        ([("CAM0", np.zeros(2, np.complex64))], "32", "no MIDAS type id"),
+        ([("CAM0", np.zeros(2, np.uint16), 10)], "32", "does not fit type id 10"),
+        ([("CAM0", np.zeros(2, np.uint16))], "64", "bank_format"),
+    ],
+)
+def test_writer_refuses_what_midas_cannot_hold(banks, fmt, message):
+    with MidasWriter(io.BytesIO(), compression=None) as w, pytest.raises(ValueError, match=message):
+        w.write_event(1, 0, 0, banks, fmt)
+
+
+def test_writer_converts_big_endian_and_bool():
+    out = io.BytesIO()
+    with MidasWriter(out, compression=None) as w:
+        w.write_bor(1, {}, 0)
+        w.write_event(
+            1, 0, 0, [("BIGE", np.arange(4, dtype=">u4")), ("FLAG", np.array([1, 0], bool))]
+        )
+        w.write_eor(1, {}, 0)
+    out.seek(0)
+    event = list(MidasFile(out))[1]
+    assert event.banks["BIGE"].data.tolist() == [0, 1, 2, 3]
+    assert event.banks["FLAG"].type == 8 and event.banks["FLAG"].data.tolist() == [1, 0]
+
+
+def test_index_fields_and_event_at(tmp_path):
+    path = tmp_path / "run00012.mid.gz"
+    write_run(path, "gzip", n_pictures=4)
+    with MidasFile(path) as f:
+        index = f.index()
+        assert index.run_number == 12 and index.first_time == 1_700_000_123
+        pictures = index.picture_numbers >= 0
+        assert index.serials[pictures].tolist() == [0, 1, 2, 3]
+        assert index.time_stamps[pictures].tolist() == [0, 250, 500, 750]
+        assert np.all(np.diff(index.offsets) == index.sizes[:-1] + 16)
+        event = f.event_at(index.picture_offset(2))
+        assert event.picture_number == 2 and event.header.serial_number == 2
+        assert f.event_at(0).is_bor

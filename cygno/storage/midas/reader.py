@@ -5,9 +5,10 @@ Random access goes through a one-pass EventIndex. Costs, per compression:
 - plain: the index pass seeks from header to header (reads 16 bytes per event);
   a chunk read seeks straight to its first picture.
 - gzip: the index pass inflates the whole file once with zlib (isal cannot snapshot its
-  state) and keeps a zlib state copy (~45 kB) every `checkpoint_every` uncompressed bytes
-  (64 MiB: ~24 checkpoints, ~1 MB, for a 1.5 GB run); a chunk read then restores the last
-  checkpoint before its first picture and inflates at most 64 MiB it does not need.
+  state) and keeps a zlib state copy (40 kB, measured) every `checkpoint_every` uncompressed
+  bytes (32 MiB: ~48 checkpoints, ~2 MB, for a 1.5 GB run); a chunk read then restores the
+  last checkpoint before its first picture and inflates at most ~33 MiB it does not need
+  (with zlib from there on, which is ~1.5x slower than isal). Index pass ≈ one gzip read.
   Without an index, a chunk read inflates (but does not decode) everything before it.
 - lz4 / bz2: no restartable state is exposed, so a chunk read inflates from the start,
   skipping (not decoding) earlier events; LZ4 inflates at several GB/s, so this is cheap.
@@ -30,7 +31,7 @@ from .odb import parse_odb
 from .scan import MAX_EVENT_SIZE, EventHeader, Scanner, name_of, open_binary
 from .stream import Checkpoint, InflateSource, PlainSource, detect_compression
 
-CHECKPOINT_EVERY = 64 << 20
+CHECKPOINT_EVERY = 32 << 20
 
 
 @dataclass

@@ -223,7 +223,7 @@ class Scanner:
             except OdbError as error:
                 self.defect(offset, serial, f"{kind}-of-run ODB dump: {error}")
         if event_id == BOR_ID:
-            if not first:
+            if offset != 0:
                 self.defect(offset, serial, "begin-of-run event is not first")
             self.bor_payload = payload
             self.run_number = serial

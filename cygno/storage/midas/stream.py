@@ -42,7 +42,7 @@ class Checkpoint:
     """zlib inflate state at a point of the gzip stream.
 
     uncompressed: offset of the next byte the state produces; compressed: offset in the stored
-    file of the next input byte it needs. ~40-50 kB each (zlib state + 32 kB window).
+    file of the next input byte it needs. 40 kB each (zlib state + 32 kB window).
     """
 
     uncompressed: int
@@ -72,11 +72,15 @@ class PlainSource:
         return data
 
     def skip(self, n: int) -> int:
-        if self._size is None or self._head:
-            return len(self.read(n))
+        if self._size is None:  # cannot seek: read and drop, a block at a time
+            done = 0
+            while done < n and (block := self.read(min(n - done, SKIP_OUT))):
+                done += len(block)
+            return done
         n = max(0, min(n, self._size - self.offset))
+        self._head = self._head[n:]
         self.offset += n
-        self._raw.seek(self._base + self.offset)
+        self._raw.seek(self._base + self.offset + len(self._head))  # head bytes came from raw
         return n
 
 
