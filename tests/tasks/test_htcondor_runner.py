@@ -442,3 +442,33 @@ def test_task_timeout_removes_the_job(make_runner, tmp_path):
     while psutil.pid_exists(pid) and time.time() < deadline:
         time.sleep(0.05)
     assert not psutil.pid_exists(pid)
+
+
+@flow
+def hold_flow(pidfile: str):
+    from prefect.context import FlowRunContext
+
+    future = sleep_with_pidfile.submit(pidfile, 1.0)
+    _pid_when_written(Path(pidfile))
+    Path(pidfile).unlink()
+    runner = FlowRunContext.get().task_runner
+    (active,) = runner._active.values()
+    active.scheduler.hold(active.job, "operator put it on hold")
+    return _outcome(future)
+
+
+def test_held_job_is_released_by_policy(make_runner, tmp_path):
+    outcome = hold_flow.with_options(task_runner=make_runner(max_releases=1))(
+        str(tmp_path / "job.pid")
+    )
+    assert isinstance(outcome["value"], int), outcome["value"]
+    messages = "\n".join(_task_logs(outcome["id"]))
+    assert "held (operator put it on hold); releasing (1)" in messages
+
+
+def test_held_job_beyond_releases_fails_with_the_reason(make_runner, tmp_path):
+    outcome = hold_flow.with_options(task_runner=make_runner(max_releases=0))(
+        str(tmp_path / "job.pid")
+    )
+    assert isinstance(outcome["value"], JobHeldError)
+    assert "hold reason: operator put it on hold" in str(outcome["value"])

@@ -115,6 +115,9 @@ class HTCondorScheduler:
         except Exception as exc:
             raise SchedulerError(f"HTCondor could not {action.name} job {job}: {exc}") from exc
 
+    def hold(self, job: JobId, reason: str) -> None:
+        self._act(htcondor2.JobAction.Hold, job, reason)
+
     def release(self, job: JobId) -> None:
         self._act(htcondor2.JobAction.Release, job, "released by HTCondorTaskRunner")
 

@@ -15,6 +15,14 @@ is removed and the task fails with the hold reason; a job the scheduler no longe
 without a termination event has vanished and fails the task (so Prefect's retries
 apply); cancelling the flow run (runner shutdown after an error, ``cancel_all``, a future's
 ``cancel``) removes its jobs.
+
+Pointing it at a real pool: ``backend="htcondor"`` with ``schedd_name=``/``collector=``
+(or the usual ``CONDOR_CONFIG`` / ``_CONDOR_SCHEDD_HOST`` / ``_CONDOR_COLLECTOR_HOST``
+and an IDTOKEN in ``_CONDOR_SEC_TOKEN_DIRECTORY`` on the flow host); ``python=`` the
+interpreter on the execute nodes (or ``container_image=`` an image with cygno installed);
+``staging_url=`` a place both sides reach (``s3://…`` with ``forward_credentials=True`` or
+credentials provided on the nodes, or a shared filesystem path). ``job_dir`` must be local
+to the flow host: HTCondor writes the user log there and transfers stdout/stderr back.
 """
 
 from __future__ import annotations
@@ -478,6 +486,8 @@ class HTCondorTaskRunner(TaskRunner[HTCondorFuture]):
             job = scheduler.submit(spec)
             with self._lock:
                 self._active[task_run_id] = _Active(job, scheduler)
+            if self._closing:  # cancel_all ran between submit and registration
+                self._remove_job(task_run_id, "flow run cancelled or shut down")
             logger.info(
                 "%s job %s submitted (batch %s, %d cpu, %d MB memory, log %s)",
                 self.backend,

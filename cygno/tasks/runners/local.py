@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import psutil
 
-from cygno.tasks.runners.eventlog import HOLD_CODE_MEMORY, EventLogWriter
+from cygno.tasks.runners.eventlog import HOLD_CODE_MEMORY, HOLD_CODE_USER, EventLogWriter
 from cygno.tasks.runners.job import PARENT_PID_ENV
 from cygno.tasks.runners.scheduler import JobId, JobSpec, SchedulerError
 
@@ -101,6 +101,19 @@ class LocalScheduler:
             job.log.released("via LocalScheduler.release")
         job.wake.set()
 
+    def hold(self, job_id: JobId, reason: str) -> None:
+        """Stop a job and keep it queued until released (``condor_hold``)."""
+        job = self._jobs.get(job_id)
+        if job is None:
+            raise SchedulerError(f"job {job_id} is not in the local queue")
+        with job.lock:
+            if job.held or job.removed:
+                return
+            job.held = True
+            if job.process is not None and job.process.poll() is None:
+                _kill_group(job.process)
+            job.log.held(reason, HOLD_CODE_USER)
+
     def remove(self, job_id: JobId, reason: str) -> None:
         with self._lock:
             job = self._jobs.pop(job_id, None)
@@ -158,6 +171,8 @@ class LocalScheduler:
         with job.lock:
             if job.removed:
                 return "removed"
+            if job.held:
+                return "held"
             with open(spec.output, "ab") as out, open(spec.error, "ab") as err:
                 job.process = subprocess.Popen(
                     [spec.executable, *spec.arguments],
@@ -182,8 +197,8 @@ class LocalScheduler:
             rss = _tree_rss(watched)
             if rss > limit:
                 with job.lock:
-                    if job.removed:
-                        return "removed"
+                    if job.removed or job.held:
+                        return "removed" if job.removed else "held"
                     _kill_group(process)
                     process.wait()
                     job.held = True
@@ -196,6 +211,8 @@ class LocalScheduler:
         with job.lock:
             if job.removed:
                 return "removed"
+            if job.held:
+                return "held"
             if return_code < 0:
                 logger.warning(
                     "local job %s was killed by signal %d outside the scheduler",
