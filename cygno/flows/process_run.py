@@ -37,15 +37,15 @@ def process_run(raw_uri: str, reco_version: str | None = None) -> dict:
     raw = ingest(raw_uri)
     archived = archive_to_tape.submit(raw)
     mirrored = mirror_run.submit(raw.run)
-    reco = reconstruct_run(raw, config)
-    report = quality(reco)
+    reco = reconstruct_run(raw, config)  # None for a pedestal run
+    report = quality(reco) if reco is not None else None
     return {
         "run": raw.run,
         "tag": raw.tag,
         "raw": raw.uri,
         "tape": archived.result(),
         "logbook_row": mirrored.result(),
-        "reco": reco.uri,
-        "reco_version": reco.reco_version,
-        "quality_flag": report.flag,
+        "reco": reco and reco.uri,
+        "reco_version": reco and reco.reco_version,
+        "quality_flag": report and report.flag,
     }

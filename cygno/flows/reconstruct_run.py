@@ -27,9 +27,11 @@ from cygno.tasks.resources import settings
     flow_run_name="reconstruct-{raw.tag}-{raw.run}",
     validate_parameters=False,
 )
-def _reconstruct_run(raw: RawFile, config: RecoConfig) -> RecoOutput:
+def _reconstruct_run(raw: RawFile, config: RecoConfig) -> RecoOutput | None:
     version = reco_version(config)
     pedestal = pedestal_for(raw.run, raw.tag, config.pedestal.max_pictures)
+    if pedestal.run == raw.run:
+        return None  # a pedestal run: its maps are its product, nothing to cluster
     if (done := find_reco(raw.run, raw.tag, version, pedestal)) is not None:
         return done
     chunks = plan_chunks(raw.pictures, settings().chunk_events, settings().workers)
@@ -38,6 +40,7 @@ def _reconstruct_run(raw: RawFile, config: RecoConfig) -> RecoOutput:
     return register_reco(merged, config)
 
 
-def reconstruct_run(raw: RawFile, config: RecoConfig) -> RecoOutput:
+def reconstruct_run(raw: RawFile, config: RecoConfig, **options) -> RecoOutput | None:
     """Run the subflow with the chunk task runner the settings ask for."""
-    return _reconstruct_run.with_options(task_runner=chunk_task_runner())(raw, config)
+    runner = chunk_task_runner()
+    return _reconstruct_run.with_options(task_runner=runner)(raw, config, **options)

@@ -26,10 +26,10 @@ from cygno.tasks.tape import recall_from_tape
     validate_parameters=False,
     on_failure=[record_failure_hook("reprocess")],
 )
-def reprocess_run(raw: RawFile, config: RecoConfig) -> str:
+def reprocess_run(raw: RawFile, config: RecoConfig) -> str | None:
     recall_from_tape(raw.key)
-    reco = reconstruct_run(raw, config)
-    return quality(reco).flag
+    reco = reconstruct_run(raw, config)  # None for a pedestal run
+    return quality(reco).flag if reco is not None else None
 
 
 @flow(name="reprocess-runs")

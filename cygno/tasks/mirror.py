@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from prefect import task
 from prefect.tasks import exponential_backoff
 
 from cygno.tasks import resources
+
+#: Re-read changes this far behind the high-water mark: clocks and second-resolution
+#: timestamps can put a later change at the same instant; upserts make the overlap free.
+OVERLAP = timedelta(minutes=5)
 
 
 @task(
@@ -37,7 +43,6 @@ def mirror_logbook() -> int:
     catalog, logbook = resources.catalog(), resources.logbook()
     last_run, last_modified = catalog.logbook_high_water()
     if last_run is None:
-        rows = logbook.runs_after(-1)
-    else:
-        rows = [*logbook.runs_after(last_run), *logbook.changed_since(last_modified)]
-    return catalog.upsert_logbook(rows)
+        return catalog.upsert_logbook(logbook.runs_after(None))
+    since = last_modified - OVERLAP if last_modified is not None else None
+    return catalog.upsert_logbook([*logbook.runs_after(last_run), *logbook.changed_since(since)])

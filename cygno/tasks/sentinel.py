@@ -6,10 +6,9 @@ from __future__ import annotations
 from prefect import task
 from prefect.events import emit_event
 
+from cygno.deployments.event_bridge import EVENT_NAME as RAW_ARRIVED
 from cygno.storage import keys
 from cygno.tasks import resources
-
-RAW_ARRIVED = "cygno.raw.arrived"
 
 
 @task(
@@ -42,9 +41,10 @@ def announce(files: list[dict]) -> int:
             event=RAW_ARRIVED,
             resource={
                 "prefect.resource.id": f["uri"],
-                "prefect.resource.name": f["key"],
+                "prefect.resource.name": f"{f['tag']} run{f['run']:05d}",
                 "cygno.run": str(f["run"]),
                 "cygno.tag": f["tag"],
+                "cygno.key": f["key"],
                 "cygno.size": str(f["size"]),
             },
             payload={"source": "sentinel", "key": f["key"]},

@@ -5,12 +5,19 @@ from __future__ import annotations
 from prefect import task
 from prefect.tasks import exponential_backoff
 
+from cygno.storage.tape import TapeConflictError
 from cygno.tasks import resources
 from cygno.tasks.models import RawFile
 
 
-class TapeMismatch(RuntimeError):
-    """The tape copy's adler32 differs from the raw file's: recorded, never overwritten."""
+def _retry_unless_conflict(task, task_run, state) -> bool:
+    try:
+        state.result()
+    except TapeConflictError:
+        return False  # a different file already sits on tape: a human decides
+    except Exception:
+        return True
+    return True
 
 
 @task(
@@ -18,22 +25,25 @@ class TapeMismatch(RuntimeError):
     retries=3,
     retry_delay_seconds=exponential_backoff(backoff_factor=10),
     retry_jitter_factor=0.5,
+    retry_condition_fn=_retry_unless_conflict,
     timeout_seconds=3600,
     tags=["cygno", "tape"],
 )
-def archive_to_tape(raw: RawFile) -> str:
-    """Give ``raw`` a verified tape copy (skipped when the catalog already records one)."""
-    catalog = resources.catalog()
-    for copy in catalog.tape_copies(raw_uri=raw.uri):
-        if copy.state == "ok" and copy.adler32 == raw.adler32:
-            return copy.tape_uri
-    copy = resources.tape().archive(resources.store(), raw.key)
-    verified = copy.adler32 == raw.adler32
-    catalog.record_tape_copy(raw.uri, copy.uri, copy.adler32, copy.size, verified=verified)
-    if not verified:
-        raise TapeMismatch(
-            f"tape copy {copy.uri} has adler32 {copy.adler32}, raw file {raw.adler32}"
-        )
+def archive_to_tape(raw: RawFile, force: bool = False) -> str:
+    """Give ``raw`` a verified tape copy; skipped when the catalog already records one
+    (``force`` re-checks the tape anyway, as the reconciler does for lost copies)."""
+    catalog, tape = resources.catalog(), resources.tape()
+    if not force:
+        for copy in catalog.tape_copies(raw_uri=raw.uri):
+            if copy.state == "ok" and copy.adler32 == raw.adler32:
+                return copy.tape_uri
+    try:
+        copy = tape.archive(resources.store(), raw.key, expected_adler32=raw.adler32)
+    except TapeConflictError:
+        held = tape.checksum(raw.key) or "00000000"
+        catalog.record_tape_copy(raw.uri, tape.uri(raw.key), held, None, verified=False)
+        raise
+    catalog.record_tape_copy(raw.uri, copy.uri, copy.adler32, copy.size, verified=True)
     return copy.uri
 
 

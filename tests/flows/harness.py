@@ -140,3 +140,43 @@ def platform(root: Path, monkeypatch: pytest.MonkeyPatch, **overrides: str) -> I
         yield plat
     finally:
         get_settings.cache_clear()
+
+
+def wait_for(probe, timeout: float = 60.0, interval: float = 0.5, what: str = "condition"):
+    """Poll ``probe()`` until it returns something truthy (and return that)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        found = probe()
+        if found:
+            return found
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(interval)
+
+
+def api_post(path: str, body: dict):
+    """POST to the current Prefect API (the test server) and return the JSON answer."""
+    import httpx
+    from prefect.settings import get_current_settings
+
+    url = f"{str(get_current_settings().api.url).rstrip('/')}/{path.lstrip('/')}"
+    response = httpx.post(url, json=body, timeout=30)
+    response.raise_for_status()
+    return response.json()
+
+
+def events_named(name: str, resource_id: str | None = None) -> list[dict]:
+    """Events the Prefect server has stored under ``name`` (optionally for one resource)."""
+    event_filter: dict = {"event": {"name": [name]}}
+    if resource_id:
+        event_filter["resource"] = {"id": [resource_id]}
+    return api_post("events/filter", {"filter": event_filter, "limit": 50})["events"]
+
+
+def artifact(key: str) -> dict:
+    """The latest artifact with this key."""
+    body = {"artifacts": {"key": {"any_": [key]}}, "limit": 1, "offset": 0, "sort": "UPDATED_DESC"}
+    (found,) = api_post("artifacts/filter", body)
+    return found
