@@ -123,6 +123,8 @@ class QualityConfig:
     fe_min_roundness: float = 0.5  # width / length of a ⁵⁵Fe spot candidate
     fe_peak_hint: tuple[float, float] | None = None  # integral window holding the peak
     fe_min_clusters: int = 50
+    fe_max_chi2_ndf: float = 20.0  # sanity only: big runs see the line's non-Gaussian tails
+    fe_max_resolution: float = 0.5  # σ/μ; a wider "peak" is not the 5.9 keV line
     spark_factor: float = 10.0  # picture with cmos_integral > factor × run median
 
 
@@ -295,17 +297,15 @@ def build_histograms(
 
 def histogram_to_json(h: hist.Hist) -> dict[str, Any]:
     """Serialise a 1D or 2D histogram to the ``cygno.hist/1`` schema (see module doc)."""
-    axes = []
-    for axis in h.axes:
-        transform = getattr(axis, "transform", None)
-        axes.append(
-            {
-                "name": axis.name,
-                "label": axis.label,
-                "edges": [float(e) for e in axis.edges],
-                "log": transform is not None and "log" in repr(transform),
-            }
-        )
+    axes = [
+        {
+            "name": axis.name,
+            "label": axis.label,
+            "edges": [float(e) for e in axis.edges],
+            "log": _is_log(axis),
+        }
+        for axis in h.axes
+    ]
     out: dict[str, Any] = {
         "schema": HIST_SCHEMA,
         "name": h.name,
@@ -363,6 +363,7 @@ class LightYield:
     fit_range: tuple[float, float]
     histogram: hist.Hist = field(repr=False, compare=False)  # counts in the fit range
     params: tuple[float, ...] = field(repr=False)  # amplitude, mean, sigma, constant
+    problem: str | None = None  # why this is not a credible ⁵⁵Fe line (None: it is)
 
     @property
     def resolution(self) -> float:
@@ -390,18 +391,33 @@ def _coarse_mode(values: np.ndarray) -> float:
     return float(10 ** (0.5 * (edges[best] + edges[best + 1])))
 
 
+def _dip_significance(values: np.ndarray, mu: float, sigma: float, side: int) -> float:
+    """How many standard deviations the count density at μ ± σ/2 exceeds the one in the
+    band 1.5–2σ away on ``side`` (−1 below, +1 above)."""
+    centre = np.count_nonzero(np.abs(values - mu) < 0.5 * sigma)  # width σ
+    offset = side * (values - mu)
+    band = np.count_nonzero((offset >= 1.5 * sigma) & (offset < 2 * sigma))  # width σ/2
+    return float((centre - 2 * band) / math.sqrt(max(centre + 4 * band, 1)))
+
+
 def fit_light_yield(
     integrals: np.ndarray,
     energy_kev: float = 5.9,
     peak_hint: tuple[float, float] | None = None,
     min_clusters: int = 50,
+    max_chi2_ndf: float = 20.0,
+    max_resolution: float = 0.5,
 ) -> LightYield | None:
-    """Fit the ⁵⁵Fe peak among spot-like cluster integrals; ``None`` when there is none.
+    """Fit the ⁵⁵Fe peak among spot-like cluster integrals; ``None`` when nothing to fit.
 
     The peak is located as the most prominent maximum of the log-binned spectrum, then a
     Gaussian plus constant is fitted to the counts in μ ± 2σ, three times, each range from
     the previous fit (Poisson errors, ``absolute_sigma``), so the tails and the noise
-    clusters below do not pull the mean.
+    clusters below do not pull the mean. A fit that converged but does not look like a
+    line comes back with :attr:`LightYield.problem` set: the density within μ ± σ/2 must
+    exceed that within 1.5–2σ on both sides by 3 standard deviations (a falling noise
+    spectrum fails this whatever its statistics), σ/μ and χ²/ndf must be sane, and at
+    least ``min_clusters`` must be in the Gaussian.
     """
     values = integrals[np.isfinite(integrals) & (integrals > 0)]
     if peak_hint is not None:
@@ -447,6 +463,18 @@ def fit_light_yield(
         return None
     residual = (counts - _gauss_const(centres, *params)) / errors
     ndf = max(len(counts) - len(params), 1)
+    chi2 = float(np.sum(residual**2) / ndf)
+    signal_count = params[0] * sigma * math.sqrt(2 * math.pi) / (edges[1] - edges[0])
+    dip = min(_dip_significance(values, mu, sigma, side) for side in (-1, 1))
+    problem = None
+    if dip < 3:
+        problem = f"no local maximum (edges {dip:.1f} σ below the centre)"
+    elif sigma / mu > max_resolution:
+        problem = f"σ/μ {sigma / mu:.0%} > {max_resolution:.0%}"
+    elif signal_count < min_clusters:
+        problem = f"only {signal_count:.0f} clusters in the peak"
+    elif chi2 > max_chi2_ndf:
+        problem = f"χ²/ndf {chi2:.1f} > {max_chi2_ndf:g}"
     fine = _new(
         "fe55_peak",
         "⁵⁵Fe spot peak",
@@ -463,11 +491,12 @@ def fit_light_yield(
         energy_kev=energy_kev,
         per_kev=mu / energy_kev,
         per_kev_err=float(errs[1]) / energy_kev,
-        chi2_ndf=float(np.sum(residual**2) / ndf),
+        chi2_ndf=chi2,
         n_peak=len(inside),
         fit_range=(float(edges[0]), float(edges[-1])),
         histogram=fine,
         params=tuple(float(p) for p in params),
+        problem=problem,
     )
 
 
@@ -647,9 +676,13 @@ def flag_run(
     comparisons: Sequence[Comparison],
     reference_summary: Mapping[str, Any] | None = None,
     thresholds: Thresholds = Thresholds(),
+    notes: Sequence[tuple[Flag, str]] = (),
 ) -> tuple[Flag, list[str]]:
-    """The run's flag and every reason that is not ``good`` (or why it is good)."""
-    checks: list[tuple[Flag, str]] = []
+    """The run's flag and every reason that is not ``good`` (or why it is good).
+
+    ``notes`` are further (flag, reason) findings of the caller.
+    """
+    checks: list[tuple[Flag, str]] = list(notes)
     if not summary.get("pictures"):
         checks.append(("bad", "no pictures in the reco file"))
     fraction = summary.get("spark_fraction")
@@ -882,16 +915,23 @@ def run_quality(
     """
     data = reco if isinstance(reco, RecoArrays) else read_reco(reco)
     histograms = build_histograms(data, pedestal, config)
-    light_yield = None
+    fit = None
     if fe55 is not False:
-        light_yield = fit_light_yield(
+        fit = fit_light_yield(
             spot_integrals(data, config),
             config.fe_energy_kev,
             config.fe_peak_hint,
             config.fe_min_clusters,
+            config.fe_max_chi2_ndf,
+            config.fe_max_resolution,
         )
-        if light_yield is not None:
-            histograms["fe55_peak"] = light_yield.histogram
+    light_yield = fit if fit is not None and fit.problem is None else None
+    notes: list[tuple[Flag, str]] = []
+    if fit is not None and (light_yield is not None or fe55):
+        histograms["fe55_peak"] = fit.histogram  # a rejected fit is shown when expected
+    if fe55 and light_yield is None:
+        why = fit.problem if fit is not None else "too few spot-like clusters"
+        notes.append(("warning", f"no ⁵⁵Fe light yield: {why}"))
     summary = {**summarize(data, pedestal, light_yield, config), **dict(extra or {})}
 
     comparisons: list[Comparison] = []
@@ -901,7 +941,7 @@ def run_quality(
             if ref is not None and (found := compare_histograms(h, ref, thresholds)):
                 comparisons.append(found)
     flag, reasons = flag_run(
-        summary, comparisons, reference.summary if reference else None, thresholds
+        summary, comparisons, reference.summary if reference else None, thresholds, notes
     )
     summary["flag"] = flag
     summary["flag_reason"] = "; ".join(reasons)
@@ -919,7 +959,7 @@ def run_quality(
             by_name.get(name),
             label=f"run {data.run}" if data.run is not None else "this run",
             reference_label=ref_label,
-            light_yield=light_yield if name == "fe55_peak" else None,
+            light_yield=fit if name == "fe55_peak" else None,
         )
         files[f"{name}.png"] = _write_bytes(out, _join(prefix, f"{name}.png"), png)
     files["cmos_trace.png"] = _write_bytes(

@@ -152,6 +152,37 @@ def test_light_yield_fit_recovers_the_peak(files):
 def test_light_yield_none_without_a_peak():
     rng = np.random.default_rng(0)
     assert quality.fit_light_yield(rng.uniform(100, 200, 10)) is None  # too few clusters
+    for seed in range(5):  # a falling noise spectrum is never taken for the line
+        noise = 150 + np.random.default_rng(seed).exponential(300, 5000)
+        fit = quality.fit_light_yield(noise)
+        assert fit is None or fit.problem is not None
+
+
+def noise_run(pictures: int = 200, seed: int = 2) -> quality.RecoArrays:
+    rng = np.random.default_rng(seed)
+    counts = rng.poisson(5, pictures)
+    n = int(counts.sum())
+    length = rng.uniform(3, 15, n)
+    return quality.RecoArrays(
+        run=1300,
+        event=np.arange(pictures, dtype=float),
+        n_clusters=counts,
+        cmos_integral=rng.normal(5e5, 2e4, pictures),
+        sc_integral=150 + rng.exponential(300, n),
+        sc_length=length,
+        sc_width=0.8 * length,
+        sc_tracklike=np.zeros(n),
+    )
+
+
+def test_fe55_expected_but_missing_is_a_warning(store):
+    auto = quality.run_quality(noise_run(), store, "auto/")
+    assert auto.summary["light_yield"] is None
+    assert auto.flag == "good" and "fe55_peak" not in auto.histograms
+    expected = quality.run_quality(noise_run(), store, "fe/", fe55=True)
+    assert expected.flag == "warning"
+    assert expected.summary["light_yield"] is None
+    assert expected.reasons[0].startswith("no ⁵⁵Fe light yield: ")
 
 
 def test_histogram_json_round_trip(files):
