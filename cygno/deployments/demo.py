@@ -128,7 +128,7 @@ def simulate_and_announce(
     store = ObjectStore.from_settings(settings)
     logbook = DaqLogbook(settings.daqdb_url)
     logbook.create_schema()
-    first = logbook.next_run_number()
+    first = (logbook.last_run_number() or 0) + 1
     plan = [("pedestal", pedestal_events)] + [
         (DATA_KINDS[i % len(DATA_KINDS)], events) for i in range(runs)
     ]
