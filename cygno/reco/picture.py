@@ -43,8 +43,8 @@ def _raw_row_sum(frame, x):
 
 
 @nb.njit(cache=True, nogil=True)
-def _subtract_row(frame, ped_mean, threshold, cimax, x, c_lo, c_hi, z_out, row):
-    """z of frame row x (frame orientation) and its ZS values for columns [c_lo, c_hi).
+def _subtract_row(frame, ped_mean, threshold, cimax, x, c_lo, c_hi, row):
+    """ZS values of frame row x (frame orientation) for columns [c_lo, c_hi), 0 elsewhere.
 
     Written branch-free over contiguous forward arrays so LLVM vectorises it.
     Returns the raw sum of the row.
@@ -56,7 +56,6 @@ def _subtract_row(frame, ped_mean, threshold, cimax, x, c_lo, c_hi, z_out, row):
         total += raw
         v = np.float32(raw) if raw < cimax else np.float32(0.0)
         zv = v - ped_mean[x, c]
-        z_out[x, c] = zv
         row[c] = zv if zv > threshold[x, c] else np.float32(0.0)
     for c in range(0, c_lo):
         row[c] = 0.0
@@ -102,30 +101,17 @@ def _median_rebin_row(prev, cur, w, bx, nby, rebin, rb_out, rbm_out):
 
 @nb.njit(cache=True, nogil=True)
 def fused_pass(
-    frame,
-    ped_mean,
-    threshold,
-    cimax,
-    x_lo,
-    x_hi,
-    y_lo,
-    y_hi,
-    rebin,
-    z_out,
-    rb_out,
-    rbm_out,
-    rows,
+    frame, ped_mean, threshold, cimax, x_lo, x_hi, y_lo, y_hi, rebin, rb_out, rbm_out, rows
 ):
     """One pass over a (H, W) uint16 frame; returns (raw_sum, zs_sum, zs_sumsq).
 
     ``threshold`` = nsigma·sigma (frame orientation, float32). Acceptance is the
     half-open rectangle [x_lo, x_hi) × [y_lo, y_hi) in working-picture coordinates
-    (already clipped to the picture). Outputs: ``z_out`` (H, W) float32 in FRAME
-    orientation (the working picture is the view ``z_out[:, ::-1]``), filled only for
-    rows within two macro-pixel rows of the acceptance (no cluster can reach further:
-    the median shifts light by one row and the neighbour filter by one macro-pixel);
-    ``rb_out`` / ``rbm_out`` (H//rebin, W//rebin) float32 block means of the ZS
-    picture and of its 2×2 median. ``rows`` is a (2, W) float32 scratch buffer.
+    (already clipped to the picture); rows outside it are only summed (spark veto).
+    Outputs ``rb_out`` / ``rbm_out`` (H//rebin, W//rebin) float32: block means of the
+    ZS picture and of its 2×2 median. ``rows`` is a (2, W) float32 scratch buffer.
+    Nothing full-resolution is written: features evaluate z at their hits only
+    (`PictureZ`).
     """
     h, w = frame.shape
     nbx = rb_out.shape[0]
@@ -134,36 +120,36 @@ def fused_pass(
     rbm_out[:, :] = 0.0
     c_lo = w - y_hi  # picture columns [y_lo, y_hi) = frame columns [w - y_hi, w - y_lo)
     c_hi = w - y_lo
-    z_lo = max(0, (x_lo // rebin - 2) * rebin)
-    z_hi = min(h, (x_hi // rebin + 3) * rebin)
     raw_sum = np.int64(0)
     zs_sum = 0.0
     zs_sumsq = 0.0
-    for x in range(0, z_lo):
-        raw_sum += _raw_row_sum(frame, x)
-    for x in range(z_hi, h):
-        raw_sum += _raw_row_sum(frame, x)
     cur = rows[0]
     prev = rows[1]
-    prev[:] = 0.0
     prev_nonzero = False
-    for x in range(z_lo, z_hi):
+    for x in range(h):
         accepted = x >= x_lo and x < x_hi
-        if accepted:
-            raw_sum += _subtract_row(frame, ped_mean, threshold, cimax, x, c_lo, c_hi, z_out, cur)
+        if not accepted:
+            raw_sum += _raw_row_sum(frame, x)
+            if not prev_nonzero:
+                continue
+            cur[:] = 0.0  # the row after the acceptance still gets median light
         else:
-            raw_sum += _subtract_row(frame, ped_mean, threshold, cimax, x, 0, 0, z_out, cur)
-        if x == 0:
-            prev[:] = cur  # the median window reflects at the top edge
+            raw_sum += _subtract_row(frame, ped_mean, threshold, cimax, x, c_lo, c_hi, cur)
+            if x == 0:
+                prev[:] = cur  # the median window reflects at the top edge
+            elif not prev_nonzero:
+                prev[:] = 0.0
         bx = x // rebin
-        if (accepted or prev_nonzero) and bx < nbx:
+        if bx < nbx:
             rs, rss = _median_rebin_row(prev, cur, w, bx, nby, rebin, rb_out, rbm_out)
-            zs_sum += rs
-            zs_sumsq += rss
-        elif accepted:
+        else:
+            rs = 0.0
+            rss = 0.0
             for c in range(w):
-                zs_sum += cur[c]
-                zs_sumsq += cur[c] * cur[c]
+                rs += cur[c]
+                rss += cur[c] * cur[c]
+        zs_sum += rs
+        zs_sumsq += rss
         prev_nonzero = accepted
         cur, prev = prev, cur
     inv = np.float32(1.0 / (rebin * rebin))
@@ -180,32 +166,36 @@ def neighbour_filter(img, border, max_deviation, min_neighbors_average, min_acti
 
     The border of ``border`` macro-pixels is zeroed first; every interior value is then
     derived from the border-zeroed input (never from already filtered neighbours).
+    3×3 sums and non-zero counts are separable: horizontal triples, then vertical.
     """
     n0, n1 = img.shape
     out[:, :] = 0.0
+    if n0 <= 2 * border or n1 <= 2 * border:
+        return
+    # padded, border-zeroed copy: pad[i + 1, j + 1] = img[i, j] inside the interior
+    pad = np.zeros((n0 + 2, n1 + 2), np.float32)
     for i in range(border, n0 - border):
         for j in range(border, n1 - border):
-            total = 0.0
-            active = 0
-            for di in range(-1, 2):
-                ii = i + di
-                inside_i = ii >= border and ii < n0 - border
-                for dj in range(-1, 2):
-                    jj = j + dj
-                    val = 0.0
-                    if inside_i and jj >= border and jj < n1 - border:
-                        val = img[ii, jj]
-                    if val != 0.0:
-                        active += 1
-                    if di != 0 or dj != 0:
-                        total += val
-            m = total / 8.0
-            v = img[i, j]
+            pad[i + 1, j + 1] = img[i, j]
+    hsum = np.empty((n0 + 2, n1), np.float32)
+    hcnt = np.empty((n0 + 2, n1), np.int32)
+    for i in range(n0 + 2):
+        for j in range(n1):
+            a = pad[i, j]
+            b = pad[i, j + 1]
+            c = pad[i, j + 2]
+            hsum[i, j] = a + b + c
+            hcnt[i, j] = np.int32(a != 0) + np.int32(b != 0) + np.int32(c != 0)
+    for i in range(border, n0 - border):
+        for j in range(border, n1 - border):
+            active = hcnt[i, j] + hcnt[i + 1, j] + hcnt[i + 2, j]
+            if active == 0:
+                continue
+            v = pad[i + 1, j + 1]
+            m = (hsum[i, j] + hsum[i + 1, j] + hsum[i + 2, j] - v) / np.float32(8.0)
             if abs(v - m) > max_deviation:
                 v = m
-            if m < min_neighbors_average:
-                v = 0.0
-            if active < min_active:
+            if m < min_neighbors_average or active < min_active:
                 v = 0.0
             out[i, j] = v
 
@@ -241,31 +231,21 @@ def select_points(filtered, rb):
 class Workspace:
     """Buffers reused from picture to picture (one per worker, never shared)."""
 
-    z: np.ndarray
     rb: np.ndarray
     rbm: np.ndarray
     filtered: np.ndarray
     rows: np.ndarray
-
-    @property
-    def picture_z(self) -> np.ndarray:
-        """z in working-picture orientation: a view, not a copy."""
-        return self.z[:, ::-1]
 
     @classmethod
     def for_shape(cls, shape: tuple[int, int], rebin: int) -> Workspace:
         h, w = shape
         macro = (h // rebin, w // rebin)
         return cls(
-            z=np.empty((h, w), np.float32),
             rb=np.empty(macro, np.float32),
             rbm=np.empty(macro, np.float32),
             filtered=np.empty(macro, np.float32),
             rows=np.empty((2, w), np.float32),
         )
-
-    def fits(self, shape: tuple[int, int]) -> bool:
-        return self.z.shape == tuple(shape)
 
 
 def spark_limit(n_pixels: int, per_pixel: float, offset: float) -> float:
@@ -311,14 +291,14 @@ def process(
     params: ChainParams,
     ws: Workspace,
 ) -> PictureSteps:
-    """Steps 1–8 on one frame; z, rb, rbm and filtered are left in ``ws``."""
+    """Steps 1–8 on one frame; rb, rbm and filtered are left in ``ws``."""
     h, w = frame.shape
     x_lo, x_hi, y_lo, y_hi = params.acceptance
     t0 = time.perf_counter()
     raw_sum, zs_sum, zs_sumsq = fused_pass(
         frame, ped_mean, threshold, params.cimax,
         max(x_lo, 0), min(x_hi, h), max(y_lo, 0), min(y_hi, w),
-        params.rebin, ws.z, ws.rb, ws.rbm, ws.rows,
+        params.rebin, ws.rb, ws.rbm, ws.rows,
     )  # fmt: skip
     t1 = time.perf_counter()
     n = h * w
@@ -337,3 +317,36 @@ def process(
     t2 = time.perf_counter()
     return PictureSteps(False, int(raw_sum), zs_sum, mean, rms, points, weights,
                         t1 - t0, t2 - t1)  # fmt: skip
+
+
+class PictureZ:
+    """The pedestal-subtracted picture (raw ≥ cimax → 0, then − mean) in working-picture
+    orientation, evaluated only where indexed: features need z at their hits only, so
+    no full-resolution image is ever written."""
+
+    def __init__(self, frame: np.ndarray, ped_mean: np.ndarray, cimax: int):
+        self.frame, self.ped_mean, self.cimax = frame, ped_mean, cimax
+        self.shape = frame.shape
+
+    def __getitem__(self, index: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+        x, y = index
+        c = self.shape[1] - 1 - np.asarray(y)
+        raw = self.frame[x, c]
+        value = np.where(raw >= self.cimax, 0, raw).astype(np.float32)
+        return value - self.ped_mean[x, c]
+
+
+class PictureZS:
+    """Zero-suppressed values (with acceptance) at the indexed pixels of a `PictureZ`."""
+
+    def __init__(self, z: PictureZ, threshold: np.ndarray, acceptance: tuple[int, ...]):
+        self.z, self.threshold, self.acceptance = z, threshold, acceptance
+        self.shape = z.shape
+
+    def __getitem__(self, index: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+        x, y = (np.asarray(i) for i in index)
+        x_lo, x_hi, y_lo, y_hi = self.acceptance
+        zv = self.z[x, y]
+        keep = zv > self.threshold[x, self.shape[1] - 1 - y]
+        keep &= (x >= x_lo) & (x < x_hi) & (y >= y_lo) & (y < y_hi)
+        return np.where(keep, zv, np.float32(0))

@@ -40,25 +40,6 @@ class RecoSummary:
     seconds_per_picture: float
 
 
-class _ZSView:
-    """The zero-suppressed picture seen through z, the threshold map and the acceptance,
-    evaluated only at the pixels indexed (features ask for their hits only), so the
-    fused pass never has to write a full-resolution ZS image."""
-
-    def __init__(self, z: np.ndarray, threshold: np.ndarray, acceptance: tuple[int, ...]):
-        self.z, self.threshold, self.acceptance = z, threshold, acceptance
-        self.shape = z.shape
-
-    def __getitem__(self, index: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-        x, y = index
-        w = self.shape[1]
-        x_lo, x_hi, y_lo, y_hi = self.acceptance
-        zv = self.z[x, y]
-        keep = (zv > self.threshold[x, w - 1 - y]) & (x >= x_lo) & (x < x_hi)
-        keep &= (y >= y_lo) & (y < y_hi)
-        return np.where(keep, zv, np.float32(0))
-
-
 class Prepared:
     """Per-file state: threshold map (nsigma·sigma), kernel parameters, buffers."""
 
@@ -132,11 +113,9 @@ def reconstruct_picture(
     t0 = time.perf_counter()
     result = idbscan(steps.points, steps.weights, config.idbscan, seed=seed)
     t1 = time.perf_counter()
-    z = prep.ws.picture_z
-    zs = _ZSView(z, prep.threshold, prep.acceptance)
-    clusters = cluster_features(
-        z, zs, steps.points, result.labels, result.tracklike, prep.features
-    )
+    z = pic.PictureZ(frame, prep.mean, config.picture.cimax)
+    zs = pic.PictureZS(z, prep.threshold, prep.acceptance)
+    clusters = cluster_features(z, zs, steps.points, result.labels, result.tracklike, prep.features)
     if prep.vignetting is not None:
         _apply_vignetting(clusters, prep.vignetting, frame.shape)
     t2 = time.perf_counter()

@@ -24,19 +24,28 @@ def run(frame, mean=100.0, sigma=1.0, nsigma=0.6, **kw):
     return pic.process(frame.astype(np.uint16), mean_map, thr, params, ws), ws
 
 
+def full_z(frame, mean=100.0, cimax=5000):
+    """The whole working picture of z through PictureZ (which is indexed at hits only)."""
+    z = pic.PictureZ(frame, np.full(frame.shape, mean, np.float32), cimax)
+    xs, ys = np.indices(frame.shape)
+    return z[xs.ravel(), ys.ravel()].reshape(frame.shape)
+
+
 def test_empty_picture_gives_no_points():
-    steps, ws = run(np.full((H, W), 100, np.uint16))
+    frame = np.full((H, W), 100, np.uint16)
+    steps, _ = run(frame)
     assert not steps.vetoed
     assert len(steps.points) == 0
     assert steps.cmos_integral == 0.0
-    assert np.all(ws.picture_z == 0)
+    assert np.all(full_z(frame) == 0)
 
 
 def test_all_saturated_picture_is_zeroed_not_crashing():
-    steps, ws = run(np.full((H, W), 65535, np.uint16), spark_offset=1e12)
+    frame = np.full((H, W), 65535, np.uint16)
+    steps, _ = run(frame, spark_offset=1e12)
     assert not steps.vetoed
     assert len(steps.points) == 0
-    assert np.all(ws.picture_z == -100.0)  # cimax sets raw to 0 before subtraction
+    assert np.all(full_z(frame) == -100.0)  # cimax sets raw to 0 before subtraction
     assert steps.cmos_integral == 0.0
 
 
@@ -62,7 +71,11 @@ def test_zero_suppression_is_strict_and_per_pixel():
     steps = pic.process(frame, np.full((H, W), 100, np.float32), thr, params, ws)
     assert steps.cmos_integral == 1.0
     # picture orientation: frame (10, 10) → picture (10, W-1-10)
-    assert ws.picture_z[10, W - 1 - 10] == 1.0
+    assert full_z(frame)[10, W - 1 - 10] == 1.0
+    zs = pic.PictureZS(
+        pic.PictureZ(frame, np.full((H, W), 100, np.float32), 5000), thr, (0, H, 0, W)
+    )
+    assert zs[np.array([10, 20]), np.array([W - 11, W - 21])].tolist() == [1.0, 0.0]
     assert ws.rb[10 // 4, (W - 1 - 10) // 4] == pytest.approx(1 / 16)
 
 
