@@ -175,3 +175,20 @@ def test_concatenated_gzip_members_are_one_stream(tmp_path):
     path.write_bytes(gzip.compress(good[:30]) + gzip.compress(good[30:]))
     assert len(list(MidasFile(path))) == 3
     assert validate(path).ok
+
+
+def test_error_pickles_and_defect_text_leaves_the_file_to_the_report(tmp_path):
+    import pickle
+
+    path = tmp_path / "run00012.mid"
+    path.write_bytes(bor() + EV1)
+    with pytest.raises(MidasFormatError) as caught:
+        list(MidasFile(path))
+    again = pickle.loads(pickle.dumps(caught.value))
+    assert (again.path, again.offset, again.serial, again.reason) == (
+        str(path), AFTER_EV1, 1, caught.value.reason,
+    )  # fmt: skip
+    assert str(again) == str(caught.value)
+    defect = validate(path).defects[0]
+    assert str(defect).startswith(f"byte offset {AFTER_EV1}, event serial 1: end-of-run")
+    assert str(defect.error(str(path))) == str(caught.value)

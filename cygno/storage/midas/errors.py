@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
-def _where(path: str | None, offset: int | None, serial: int | None) -> str:
+def _where(offset: int | None, serial: int | None) -> str:
     serial_text = "?" if serial is None else str(serial)
     offset_text = "?" if offset is None else str(offset)
-    return f"{path or '<stream>'}: byte offset {offset_text}, event serial {serial_text}"
+    return f"byte offset {offset_text}, event serial {serial_text}"
 
 
 class MidasFormatError(ValueError):
@@ -16,12 +16,18 @@ class MidasFormatError(ValueError):
 
     def __init__(self, path: str | None, offset: int | None, serial: int | None, reason: str):
         self.path, self.offset, self.serial, self.reason = path, offset, serial, reason
-        super().__init__(f"{_where(path, offset, serial)}: {reason}")
+        super().__init__(f"{path or '<stream>'}: {_where(offset, serial)}: {reason}")
+
+    def __reduce__(self):  # survives pickling (Prefect results, HTCondor job payloads)
+        return (type(self), (self.path, self.offset, self.serial, self.reason))
 
 
 @dataclass(frozen=True)
 class Defect:
-    """One defect found by validate(); offsets are in the uncompressed event stream."""
+    """One defect found by validate(); offsets are in the uncompressed event stream.
+
+    str() leaves the file out (the report knows it); `.error(path)` names it.
+    """
 
     offset: int | None
     serial: int | None
@@ -29,7 +35,7 @@ class Defect:
     event_id: int | None = None
 
     def __str__(self) -> str:
-        return f"{_where(None, self.offset, self.serial)}: {self.reason}"
+        return f"{_where(self.offset, self.serial)}: {self.reason}"
 
     def error(self, path: str | None) -> MidasFormatError:
         return MidasFormatError(path, self.offset, self.serial, self.reason)
