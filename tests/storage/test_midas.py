@@ -405,3 +405,23 @@ def test_index_fields_and_event_at(tmp_path):
         event = f.event_at(index.picture_offset(2))
         assert event.picture_number == 2 and event.header.serial_number == 2
         assert f.event_at(0).is_bor
+
+
+@pytest.mark.parametrize("use_index", [False, True])
+def test_non_square_picture_takes_its_shape_from_the_bor_odb(tmp_path, use_index):
+    path = tmp_path / "run00021.mid.gz"
+    odb = {"Equipment": {"Camera": {"Settings": {"Height": 48, "Width": 96}}}}
+    frame = np.arange(48 * 96, dtype=np.uint16).reshape(48, 96)
+    with MidasWriter(path) as w:
+        w.write_bor(21, odb, 0)
+        for i in range(3):
+            w.write_event(1, i, 0, [("CAM0", frame + i)])
+        w.write_eor(21, {}, 0)
+    with MidasFile(path) as f:
+        assert next(e for e in f if e.is_picture).picture().shape == (48, 96)
+    with MidasFile(path) as f:
+        if use_index:
+            f.index()
+        event = next(iter(f.read_events(2, 3)))
+        np.testing.assert_array_equal(event.picture(), frame + 2)
+        assert event.picture(shape=(96, 48)).shape == (96, 48)

@@ -7,6 +7,7 @@ XML `<dir name=..>` becomes a dict, `<key>` a value converted by its MIDAS type 
 from __future__ import annotations
 
 import json
+import re
 import xml.etree.ElementTree as ET
 from typing import Any
 from xml.sax.saxutils import escape, quoteattr
@@ -36,6 +37,21 @@ def parse_odb(payload: bytes | memoryview) -> dict[str, Any]:
     except (ValueError, ET.ParseError) as error:
         raise OdbError(f"ODB dump does not parse: {error}") from None
     raise OdbError(f"ODB dump is neither JSON nor XML (starts with {text[:8]!r})")
+
+
+def camera_shapes(odb: dict[str, Any]) -> dict[int, tuple[int, int]]:
+    """Camera index -> (height, width) from `/Equipment/Camera<i>/Settings/Height|Width`
+    (`Camera` alone is camera 0), as the DAQ (and our simulator) record the sensor ROI."""
+    shapes = {}
+    equipment = odb.get("Equipment")
+    for name, node in equipment.items() if isinstance(equipment, dict) else ():
+        match = re.fullmatch(r"Camera(\d*)", name)
+        settings = node.get("Settings") if match and isinstance(node, dict) else None
+        if isinstance(settings, dict):
+            height, width = settings.get("Height"), settings.get("Width")
+            if isinstance(height, int) and isinstance(width, int) and height > 0 and width > 0:
+                shapes[int(match.group(1) or 0)] = (height, width)
+    return shapes
 
 
 def _convert(kind: str, text: str | None) -> Any:

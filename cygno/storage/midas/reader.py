@@ -17,6 +17,7 @@ Checkpoints live in memory only (a pickled EventIndex drops them).
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -27,7 +28,7 @@ import numpy as np
 from .banks import Bank, BankDefect, decode_banks
 from .errors import MidasFormatError
 from .format import BOR_ID, EOR_ID, EVENT_HEADER, MESSAGE_ID, PICTURE_ID
-from .odb import parse_odb
+from .odb import camera_shapes, parse_odb
 from .scan import MAX_EVENT_SIZE, EventHeader, Scanner, name_of, open_binary
 from .stream import Checkpoint, InflateSource, PlainSource, detect_compression
 
@@ -44,6 +45,7 @@ class Event:
     payload: bytes = field(repr=False, default=b"")
     bank_flags: int = 0
     picture_number: int = -1
+    camera_shapes: dict[int, tuple[int, int]] = field(default_factory=dict, repr=False)
 
     @property
     def is_bor(self) -> bool:
@@ -65,13 +67,21 @@ class Event:
         return parse_odb(self.payload)
 
     def picture(self, camera: int = 0, shape: tuple[int, int] | None = None) -> np.ndarray:
-        """The camera frame as 2D uint16; shape given, else the square root of the pixel count."""
+        """The camera frame as a 2D uint16 view.
+
+        Shape: as given, else the BOR ODB's camera Height×Width (when it fits the pixel
+        count), else the square root of the pixel count (square frames only).
+        """
         data = self.banks[f"CAM{camera}"].data
         if shape is None:
-            side = math.isqrt(data.size)
-            if side * side != data.size:
-                raise ValueError(f"CAM{camera} has {data.size} pixels: not square, pass shape")
-            shape = (side, side)
+            shape = self.camera_shapes.get(camera)
+            if shape is None or shape[0] * shape[1] != data.size:
+                side = math.isqrt(data.size)
+                if side * side != data.size:
+                    raise ValueError(
+                        f"CAM{camera} has {data.size} pixels: not square and no ODB shape"
+                    )
+                shape = (side, side)
         return data.reshape(shape)
 
     def timestamp_unix(self, first_time: float) -> float:
@@ -139,6 +149,7 @@ class MidasFile:
         self._bor: Event | None = None
         self._eor_payload: bytes | None = None
         self._first_time: int | None = None
+        self._camera_shapes: dict[int, tuple[int, int]] = {}
 
     # -- plumbing -------------------------------------------------------------------------
     def __enter__(self) -> MidasFile:
@@ -186,7 +197,7 @@ class MidasFile:
                 raise MidasFormatError(
                     self.path, where, header.serial_number, defect.reason
                 ) from None
-        return Event(header, banks, offset, payload, flags, picture)
+        return Event(header, banks, offset, payload, flags, picture, self._camera_shapes)
 
     # -- sequential reading -----------------------------------------------------------------
     def __iter__(self) -> Iterator[Event]:
@@ -194,19 +205,25 @@ class MidasFile:
         for offset, header, payload, picture in scanner:
             event = self._event(offset, header, payload or b"", picture)
             if event.is_bor:
-                self._bor = event
+                self._remember_bor(event)
             elif event.is_eor:
                 self._eor_payload = event.payload
             elif picture == 0 and "TIME" in event.banks:
                 self._first_time = int(event.banks["TIME"].data[0])
             yield event
 
+    def _remember_bor(self, event: Event) -> None:
+        """Keep the BOR and the camera shapes its ODB states (shared with every Event)."""
+        self._bor = event
+        with contextlib.suppress(ValueError):
+            self._camera_shapes.update(camera_shapes(event.odb))
+
     @property
     def bor(self) -> Event:
         if self._bor is None:
             scanner = self._scanner(self._source())
             for offset, header, payload, picture in scanner:
-                self._bor = self._event(offset, header, payload or b"", picture)
+                self._remember_bor(self._event(offset, header, payload or b"", picture))
                 break
             if self._bor is None or not self._bor.is_bor:
                 raise MidasFormatError(self.path, 0, None, "begin-of-run event is not first")
@@ -269,7 +286,7 @@ class MidasFile:
                 if "TIME" in event.banks:
                     self._first_time = int(event.banks["TIME"].data[0])
             elif header.event_id == BOR_ID and self._bor is None:
-                self._bor = self._event(offset, header, payload or b"", picture)
+                self._remember_bor(self._event(offset, header, payload or b"", picture))
         self._eor_payload = scanner.eor_payload
         table = np.array(rows, dtype=np.int64).reshape(-1, 6)
         self._index = EventIndex(
@@ -305,6 +322,8 @@ class MidasFile:
         if start >= stop:
             return
         if self._index is not None:
+            if self._bor is None:
+                _ = self.bor  # camera shapes for Event.picture()
             rows = np.flatnonzero(self._index.picture_numbers == start)
             if rows.size == 0:
                 return
@@ -319,6 +338,8 @@ class MidasFile:
                 self._source(), want_payload=lambda header, picture: start <= picture < stop
             )
         for offset, header, payload, picture in scanner:
+            if header.event_id == BOR_ID and self._bor is None:
+                self._remember_bor(self._event(offset, header, payload or b"", picture))
             if picture >= stop:
                 break
             if picture >= start:
