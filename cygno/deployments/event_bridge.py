@@ -44,6 +44,7 @@ import datetime as dt
 import hmac
 import json
 import logging
+import ssl
 import time
 import uuid
 from collections import OrderedDict
@@ -258,7 +259,7 @@ class EventPoster:
         timeout: float = 10.0,
         max_backoff: float = 30.0,
         drain_timeout: float = 10.0,
-        verify: bool | str = True,
+        verify: bool | ssl.SSLContext = True,
     ) -> None:
         self.api_url = api_url.rstrip("/")
         self._headers = dict(headers or {})
@@ -285,7 +286,9 @@ class EventPoster:
         api = get_current_settings().api
         if not api.url:
             raise RuntimeError("PREFECT_API_URL is not set: the bridge posts events there")
-        verify: bool | str = api.ssl_cert_file or not api.tls_insecure_skip_verify
+        verify: bool | ssl.SSLContext = not api.tls_insecure_skip_verify
+        if verify and api.ssl_cert_file:
+            verify = ssl.create_default_context(cafile=api.ssl_cert_file)
         return cls(api.url, prefect_api_headers(), verify=verify, **kwargs)
 
     @property

@@ -908,9 +908,9 @@ def run_quality(
     """Histograms, light yield, comparison and flag for one run, written under ``prefix``.
 
     Writes ``<name>.json`` + ``<name>.png`` per histogram, ``cmos_trace.png`` and
-    ``summary.json`` (:meth:`QualityReport.to_dict`). ``fe55``: ``True`` fits the light
-    yield (``None`` in the summary when the fit fails), ``False`` skips it, ``None``
-    tries and keeps the result only when enough spot-like clusters form a peak.
+    ``summary.json`` (:meth:`QualityReport.to_dict`). ``fe55``: ``True`` (a ⁵⁵Fe run)
+    fits the light yield and makes the run a ``warning`` when no credible line is found,
+    ``False`` skips the fit, ``None`` keeps the light yield only when one is found.
     ``extra`` (e.g. tag, reco version) is merged into the summary.
     """
     data = reco if isinstance(reco, RecoArrays) else read_reco(reco)
