@@ -425,3 +425,16 @@ def test_non_square_picture_takes_its_shape_from_the_bor_odb(tmp_path, use_index
         event = next(iter(f.read_events(2, 3)))
         np.testing.assert_array_equal(event.picture(), frame + 2)
         assert event.picture(shape=(96, 48)).shape == (96, 48)
+
+
+def test_index_without_checkpoints_matches(tmp_path):
+    path = tmp_path / "run00012.mid.gz"
+    write_run(path, "gzip", n_pictures=5)
+    with MidasFile(path) as f:
+        with_checkpoints = f.index()
+    with MidasFile(path) as f:
+        plain = f.index(checkpoint_every=0)
+        assert plain.checkpoints == []
+        assert [e.picture_number for e in f.read_events(3, 5)] == [3, 4]
+    assert np.array_equal(plain.offsets, with_checkpoints.offsets)
+    assert np.array_equal(plain.picture_numbers, with_checkpoints.picture_numbers)

@@ -272,7 +272,11 @@ class MidasFile:
 
     # -- index and chunks ---------------------------------------------------------------------
     def index(self, checkpoint_every: int = CHECKPOINT_EVERY) -> EventIndex:
-        """One pass over the file: headers only (payloads skipped, except the first picture's)."""
+        """One pass over the file: headers only (payloads skipped, except the first picture's).
+
+        For gzip, `checkpoint_every=0` takes no checkpoints and inflates with isal instead
+        of zlib (faster, when only the event table is wanted).
+        """
         if self._index is not None:
             return self._index
         source = self._source(checkpoint_every=checkpoint_every)
