@@ -42,9 +42,10 @@ def name_of(source: Any) -> str | None:
 
 
 def run_from_name(name: str | None) -> int | None:
+    """The run number of a DAQ file name (`run01234.mid[.gz]`), None for other names."""
     if not name:
         return None
-    match = re.search(r"run(\d+)", os.path.basename(name))
+    match = re.search(r"(?:^|[^A-Za-z])run(\d+)\.mid(?:\.|$)", os.path.basename(name))
     return int(match.group(1)) if match else None
 
 
@@ -187,7 +188,8 @@ class Scanner:
                 )
 
     def _garbage_reason(self, known: int | None) -> str:
-        rest = known if known is not None else None
+        """`known` bytes were all that was left; None: a header was read, count the rest."""
+        rest = known
         if rest is None:
             rest = EVENT_HEADER.size
             while (n := self.source.skip(SKIP_CHUNK)) > 0:
