@@ -446,6 +446,9 @@ class EventBridge:
                 status_code=401,
                 headers={"WWW-Authenticate": 'Bearer realm="cygno-bridge"'},
             )
+        declared = request.headers.get("content-length", "0")
+        if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+            return JSONResponse({"error": "notification body too large"}, status_code=413)
         body = await request.body()
         if len(body) > MAX_BODY_BYTES:
             return JSONResponse({"error": "notification body too large"}, status_code=413)

@@ -193,6 +193,11 @@ def test_record_field_types_are_checked(client):
     assert client.get("/healthz").json()["delivered_events"] == 0  # all or nothing
 
 
+def test_oversized_body_is_refused(client):
+    response = client.post("/s3-events", content=b" " * (4 * 1024 * 1024 + 1), headers=AUTH)
+    assert response.status_code == 413
+
+
 def test_aws_test_event_is_acknowledged(client):
     body = {"Service": "Amazon S3", "Event": "s3:TestEvent", "Bucket": "cygno-data"}
     response = client.post("/s3-events", json=body, headers=AUTH)
