@@ -38,6 +38,7 @@ class _LocalJob:
     process: subprocess.Popen | None = None
     removed: bool = False
     held: bool = False
+    stopped: subprocess.Popen | None = None  # the process the scheduler itself killed
     wake: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -111,6 +112,7 @@ class LocalScheduler:
                 return
             job.held = True
             if job.process is not None and job.process.poll() is None:
+                job.stopped = job.process
                 _kill_group(job.process)
             job.log.held(reason, HOLD_CODE_USER)
 
@@ -211,7 +213,7 @@ class LocalScheduler:
         with job.lock:
             if job.removed:
                 return "removed"
-            if job.held:
+            if job.held or job.stopped is process:
                 return "held"
             if return_code < 0:
                 logger.warning(
