@@ -28,7 +28,7 @@ from cygno.reco.pedestal import PedestalMaps
 from cygno.reco.rootio import CLUSTER_BRANCHES, RecoWriter
 from cygno.storage.midas import MidasFile
 
-BATCH = 32  # pictures per TTree basket write
+BATCH = 64  # pictures per TTree basket write
 
 
 @dataclass(frozen=True)
