@@ -5,6 +5,7 @@ real ``htcondor2.Submit`` and its schedd failure path with the real ``htcondor2.
 from __future__ import annotations
 
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -110,6 +111,8 @@ def test_remote_exception_fails_the_task_with_the_remote_traceback(make_runner):
     assert "the detector is on fire" in str(error)
     assert "in inner" in error.remote_traceback and "test_runner_jobfns.py" in str(error)
     assert isinstance(error.__cause__, ValueError)
+    copy = pickle.loads(pickle.dumps(error))
+    assert str(copy) == str(error) and copy.remote_traceback == error.remote_traceback
     assert "Remote traceback" in run.state.message
 
 

@@ -9,11 +9,14 @@ unless the runner was told to forward them.
 
 from __future__ import annotations
 
+import logging
 import threading
 
 import htcondor2
 
 from cygno.tasks.runners.scheduler import JobId, JobSpec, SchedulerError
+
+logger = logging.getLogger(__name__)
 
 
 def _quote_environment(env: dict[str, str]) -> str:
@@ -125,9 +128,14 @@ class HTCondorScheduler:
         self._act(htcondor2.JobAction.Remove, job, reason)
 
     def is_queued(self, job: JobId) -> bool:
-        ads = self._connect().query(
-            f"ClusterId == {job.cluster} && ProcId == {job.proc}", ["JobStatus"]
-        )
+        try:
+            ads = self._connect().query(
+                f"ClusterId == {job.cluster} && ProcId == {job.proc}", ["JobStatus"]
+            )
+        except Exception as exc:
+            # A schedd that does not answer now says nothing about the job: ask later.
+            logger.warning("cannot query job %s on the schedd: %s", job, exc)
+            return True
         return bool(ads)
 
     def close(self) -> None:

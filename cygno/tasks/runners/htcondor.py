@@ -85,6 +85,10 @@ class RemoteJobError(Exception):
             f"Remote traceback:\n{remote_traceback.rstrip()}"
         )
 
+    def __reduce__(self) -> tuple[type, tuple[str, str, str, str]]:
+        # Prefect pickles a failed task's exception when it persists results.
+        return type(self), (self.job, self.exc_type, self.remote_message, self.remote_traceback)
+
 
 class JobFailedError(RuntimeError):
     """The job ran but produced no result (non-zero exit, result missing)."""
