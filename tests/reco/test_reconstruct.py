@@ -14,7 +14,7 @@ from cygno.cli import _register, app
 from cygno.reco import rootio
 from cygno.reco.config import load_config, reco_version
 from cygno.reco.pedestal import PedestalMaps, compute_pedestal
-from cygno.reco.reconstruct import reconstruct_file
+from cygno.reco.reconstruct import reconstruct_file, reconstruct_picture
 from cygno.reco.simulate import Geometry
 from cygno.reco.simulate.run import RunTruth, simulate_run, truth_name
 from cygno.storage.checksum import adler32_of
@@ -125,3 +125,36 @@ def test_cli_pedestal_and_reco(run_files, tmp_path):
     assert bad.exit_code != 0
     assert not (tmp_path / "c.root").exists()
     assert np.isfinite(maps.sigma).all()
+
+
+def test_energy_calibration_and_vignetting(tmp_path):
+    shape = (256, 256)
+    rng = np.random.default_rng(5)
+    sigma = np.full(shape, 1.5, np.float32)
+    mean = np.full(shape, 100.0, np.float32)
+    frame = np.rint(mean + rng.standard_normal(shape) * sigma)
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    frame += 300 * np.exp(-((yy - 128) ** 2 + (xx - 60) ** 2) / (2 * 5.0**2))
+    frame = frame.astype(np.uint16)
+    pedestal = PedestalMaps(mean, sigma, 1, 100)
+    base = load_config("lngs")
+    acc = dataclasses.replace(base.acceptance, x_min=0, x_max=256)
+    off = dataclasses.replace(base, acceptance=acc)
+    _, clusters = reconstruct_picture(frame, pedestal, off)
+    assert len(clusters["sc_energy"]) == 1 and clusters["sc_energy"][0] == -1.0
+    light = np.ones((16, 16))
+    light[8, 12] = 0.8  # the spot sits at x = 128, y = 255 − 60 = 195 → map cell (8, 12)
+    np.savez(tmp_path / "light.npz", map=light)
+    cal = dataclasses.replace(
+        base.calibration,
+        enabled=True,
+        kev_per_count=0.002,
+        vignetting_map=str(tmp_path / "light.npz"),
+    )
+    on = dataclasses.replace(off, calibration=cal)
+    _, clusters = reconstruct_picture(frame, pedestal, on)
+    assert clusters["sc_xmean"][0] == pytest.approx(128, abs=1)
+    assert clusters["sc_ymean"][0] == pytest.approx(195, abs=1)
+    expected = clusters["sc_integral"][0] * 0.002 * 0.8
+    assert clusters["sc_energy"][0] == pytest.approx(expected, rel=1e-5)
+    assert on.hash != off.hash
