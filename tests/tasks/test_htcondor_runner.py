@@ -17,6 +17,7 @@ import htcondor2
 import psutil
 import pytest
 from prefect import flow, get_client, task
+from prefect.cache_policies import INPUTS, TASK_SOURCE
 from prefect.client.schemas.filters import LogFilter, LogFilterTaskRunId
 from prefect.logging.handlers import APILogHandler
 
@@ -475,3 +476,21 @@ def test_held_job_beyond_releases_fails_with_the_reason(make_runner, tmp_path):
     )
     assert isinstance(outcome["value"], JobHeldError)
     assert "hold reason: operator put it on hold" in str(outcome["value"])
+
+
+cached_count = task(cache_policy=INPUTS + TASK_SOURCE, persist_result=True)(jobfns.count_call)
+
+
+@flow
+def cached_flow(counter: str):
+    future = cached_count.submit(counter, 4)
+    return future.result(), future.task_run_id
+
+
+def test_cached_task_runs_no_second_job(make_runner, tmp_path):
+    counter = tmp_path / "counter.txt"
+    first, _ = cached_flow.with_options(task_runner=make_runner())(str(counter))
+    second, task_run_id = cached_flow.with_options(task_runner=make_runner())(str(counter))
+    assert first == second == 40
+    assert counter.read_text().splitlines() == ["4"], "the second run came from the cache"
+    assert _task_run(task_run_id).state.name == "Cached"

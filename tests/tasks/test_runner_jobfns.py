@@ -58,3 +58,10 @@ def sleep_with_pidfile(pidfile: str, seconds: float) -> int:
 
 def imported_top_level_modules() -> list[str]:
     return sorted({name.split(".")[0] for name in sys.modules})
+
+
+def count_call(counter: str, x: int) -> int:
+    """Appends a line to ``counter`` per call, so a test can see whether a job ran."""
+    with open(counter, "a") as handle:
+        handle.write(f"{x}\n")
+    return x * 10
