@@ -7,7 +7,12 @@ import io
 import numpy as np
 import pytest
 
-from cygno.reco.pedestal import PedestalMaps, compute_pedestal, pedestal_from_frames
+from cygno.reco.pedestal import (
+    PedestalMaps,
+    choose_pedestal_run,
+    compute_pedestal,
+    pedestal_from_frames,
+)
 from cygno.reco.simulate import make_camera
 from cygno.reco.simulate.run import simulate_run
 
@@ -62,3 +67,22 @@ def test_from_simulated_pedestal_run(tmp_path):
     with open(path, "rb") as fileobj:
         again = compute_pedestal(fileobj, max_pictures=20)
     np.testing.assert_array_equal(again.mean, maps.mean)
+
+
+def test_choose_pedestal_run_follows_the_logbook(tmp_path):
+    from cygno.storage.daqdb import DaqLogbook
+
+    book = DaqLogbook(f"sqlite:///{tmp_path / 'daq.db'}")
+    book.create_schema()
+    rows = [
+        (10, 1, 0, 400),  # a good pedestal run
+        (11, 0, 1, 400),  # data
+        (12, 1, 1, 400),  # "pedestal" with HV on: not usable
+        (13, 1, 0, 50),  # too short
+        (14, 0, 1, 400),
+    ]
+    for run, ped, hv, n in rows:
+        book.insert_run(run_number=run, pedestal_run=ped, HV_STATE=hv, number_of_events=n)
+    assert choose_pedestal_run(book, 14) == 10
+    assert choose_pedestal_run(book, 9) is None
+    book.close()
