@@ -29,12 +29,20 @@ ODB_PATHS = (
 
 
 def _open(target: str, stack: ExitStack) -> tuple[Any, int | None]:
-    """A binary file for a local path or an fsspec URL, and its size when known."""
+    """A binary file for a local path, a URL inside the configured object store (its
+    endpoint and credentials apply) or any other fsspec URL; and its size when known."""
     if "://" in target:
-        import fsspec
+        from cygno.storage.objectstore import ObjectStore
 
-        opened = stack.enter_context(fsspec.open(target, "rb"))
-        return opened, getattr(opened, "size", None)
+        store = ObjectStore.from_settings()
+        try:
+            key = store.key_of(target)
+        except ValueError:
+            import fsspec
+
+            opened = stack.enter_context(fsspec.open(target, "rb"))
+            return opened, getattr(opened, "size", None)
+        return stack.enter_context(store.open(key, "rb")), store.size(key)
     if not os.path.exists(target):
         raise typer.BadParameter(f"no such file: {target}")
     return stack.enter_context(open(target, "rb")), os.path.getsize(target)

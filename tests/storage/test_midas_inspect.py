@@ -34,3 +34,28 @@ def test_inspect_reports_defects_and_fails(tmp_path):
     assert "disagrees with the file name (run 14)" in result.output
     assert "truncated payload" in result.output
     assert "end-of-run event missing" in result.output
+
+
+def test_inspect_a_file_in_the_configured_s3_store(tmp_path, s3_server, monkeypatch):
+    import s3fs
+
+    from cygno.settings import get_settings
+
+    path = tmp_path / "run00012.mid.gz"
+    write_run(path, "gzip", n_pictures=2)
+    bucket = s3_server.new_bucket()
+    s3fs.S3FileSystem(**s3_server.storage_options()).put(
+        str(path), f"{bucket}/raw/LNGS/{path.name}"
+    )
+    monkeypatch.setenv("CYGNO_STORE_URL", f"s3://{bucket}")
+    monkeypatch.setenv("CYGNO_S3_ENDPOINT_URL", s3_server.endpoint_url)
+    monkeypatch.setenv("CYGNO_S3_ACCESS_KEY_ID", s3_server.key)
+    monkeypatch.setenv("CYGNO_S3_SECRET_ACCESS_KEY", s3_server.secret)
+    get_settings.cache_clear()
+    try:
+        uri = f"s3://{bucket}/raw/LNGS/run00012.mid.gz"
+        result = CliRunner().invoke(app, ["inspect", uri], env=WIDE)
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 0, result.output
+    assert "5 / 2" in result.output and "no defects" in result.output
