@@ -158,3 +158,23 @@ def test_energy_calibration_and_vignetting(tmp_path):
     expected = clusters["sc_integral"][0] * 0.002 * 0.8
     assert clusters["sc_energy"][0] == pytest.approx(expected, rel=1e-5)
     assert on.hash != off.hash
+
+
+def test_reco_and_merged_files_open_in_root6(run_files, config, tmp_path):
+    """Runs where ROOT 6 is importable (e.g. the `root` wheel); skipped otherwise."""
+    root = pytest.importorskip("ROOT", reason="ROOT 6 (the `root` wheel) is not installed")
+    ped_path, data, _ = run_files
+    pedestal = compute_pedestal(ped_path, max_pictures=12)
+    parts = []
+    for a, b in ((0, 4), (4, N)):
+        parts.append(tmp_path / f"c{a}.root")
+        reconstruct_file(data, pedestal, config, events=(a, b), out_path=parts[-1])
+    merged = rootio.merge(parts, tmp_path / "merged.root")
+    expected = int(ak.sum(_arrays(merged)["nSc"]))
+    f = root.TFile.Open(str(merged))
+    events = f.Get("Events")
+    assert events.ClassName() == "TTree"
+    assert events.Draw("sc_integral", "", "goff") == expected > 0
+    assert f.Get("Reco_params").GetEntries() == 1
+    assert "reco_version" in str(f.Get("Reco_params_json").GetString())
+    f.Close()
