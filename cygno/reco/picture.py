@@ -1,14 +1,14 @@
 """The per-picture chain of RECONSTRUCTION.md steps 1–8 as numba kernels.
 
-Two kernels touch the data:
-
 * `fused_pass` walks the raw frame once, row by row, and does spark sum, saturation
   guard (cimax), pedestal subtraction, zero suppression, acceptance, the 2×2 median
   filter of the full-resolution ZS picture and both ×4 block means (ZS picture and its
   median-filtered copy) in that single pass. The median needs the previous ZS row only,
-  so one row buffer replaces a full-resolution ZS image. It writes ``z`` (pedestal
-  subtracted, not zero-suppressed, as features need it) in working-picture orientation.
+  so two row buffers replace every full-resolution intermediate image. Rows outside
+  the acceptance are only summed (spark veto).
 * `neighbour_filter` + `select_points` work on the 576² macro-pixel pictures.
+* Features need z (pedestal-subtracted, not zero-suppressed) at their hits only:
+  `PictureZ` / `PictureZS` evaluate it there, from the frame, on demand.
 
 Orientation: production's working picture is ``frame[:, ::-1]`` (x = frame row,
 y = width − 1 − frame column). The kernels read the frame with that index arithmetic,
