@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 import htcondor2
 
@@ -137,6 +138,9 @@ class HTCondorScheduler:
             logger.warning("cannot query job %s on the schedd: %s", job, exc)
             return True
         return bool(ads)
+
+    def wait(self, job: JobId, timeout: float) -> None:
+        time.sleep(timeout)
 
     def close(self) -> None:
         self._schedd = None

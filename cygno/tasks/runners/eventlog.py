@@ -12,6 +12,7 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 # Event numbers of the user log (HTCondor manual, "Job event log codes").
@@ -45,8 +46,15 @@ def _one_line(text: str) -> str:
 class EventLogWriter:
     """Appends events for one job (cluster.proc) to a user log file."""
 
-    def __init__(self, path: str | os.PathLike[str], cluster: int, proc: int = 0):
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        cluster: int,
+        proc: int = 0,
+        on_write: Callable[[], None] | None = None,
+    ):
         self.path = Path(path)
+        self._on_write = on_write
         self.cluster = cluster
         self.proc = proc
         self._lock = threading.Lock()
@@ -65,6 +73,8 @@ class EventLogWriter:
                 os.write(fd, data)
             finally:
                 os.close(fd)
+        if self._on_write is not None:
+            self._on_write()
 
     def submitted(self) -> None:
         self._write(SUBMIT, f"Job submitted from host: {self._host}")

@@ -235,7 +235,7 @@ class HTCondorTaskRunner(TaskRunner[HTCondorFuture]):
         self.extra_submit = dict(extra_submit or {})
         self.schedd_name = schedd_name
         self.collector = collector
-        self.poll_seconds = poll_seconds or (0.05 if backend == "local" else 2.0)
+        self.poll_seconds = poll_seconds or (0.2 if backend == "local" else 2.0)
         self.queue_check_seconds = queue_check_seconds or (0.5 if backend == "local" else 60.0)
         self.keep_job_files = keep_job_files
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
@@ -631,7 +631,7 @@ class HTCondorTaskRunner(TaskRunner[HTCondorFuture]):
                     return outcome
                 pump()
                 pause = 0.01 if progressed else min(self.poll_seconds, pause * 1.5)
-                time.sleep(pause)
+                scheduler.wait(job, pause)
         finally:
             events.close()
 

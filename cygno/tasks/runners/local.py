@@ -40,6 +40,7 @@ class _LocalJob:
     held: bool = False
     stopped: subprocess.Popen | None = None  # the process the scheduler itself killed
     wake: threading.Event = field(default_factory=threading.Event)
+    changed: threading.Event = field(default_factory=threading.Event)  # log written
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -80,7 +81,9 @@ class LocalScheduler:
 
     def submit(self, spec: JobSpec) -> JobId:
         job_id = JobId(next(self._ids))
-        job = _LocalJob(job_id, spec, EventLogWriter(spec.log, job_id.cluster, job_id.proc))
+        changed = threading.Event()
+        log = EventLogWriter(spec.log, job_id.cluster, job_id.proc, on_write=changed.set)
+        job = _LocalJob(job_id, spec, log, changed=changed)
         for path in (spec.output, spec.error):
             path.parent.mkdir(parents=True, exist_ok=True)
         job.log.submitted()
@@ -130,6 +133,14 @@ class LocalScheduler:
 
     def is_queued(self, job_id: JobId) -> bool:
         return job_id in self._jobs
+
+    def wait(self, job_id: JobId, timeout: float) -> None:
+        """Return as soon as the job's log gets an event, or after ``timeout``."""
+        job = self._jobs.get(job_id)
+        if job is None:
+            return
+        job.changed.wait(timeout)
+        job.changed.clear()
 
     def close(self) -> None:
         for job_id in list(self._jobs):
