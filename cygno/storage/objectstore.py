@@ -26,6 +26,7 @@ logged nor shown in ``repr``.
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import uuid
@@ -76,6 +77,15 @@ class PublishedFile:
 
     def writable(self) -> bool:
         return True
+
+    def readable(self) -> bool:
+        return False
+
+    def read(self, size: int = -1) -> bytes:  # numpy tells files from paths by `.read`
+        raise io.UnsupportedOperation("a published object is write-only until committed")
+
+    def seekable(self) -> bool:
+        return False  # bytes are streamed (and summed) in order; zipfile/np.savez cope
 
     def tell(self) -> int:
         return self._writer.nbytes
@@ -134,6 +144,11 @@ class PublishedFile:
 
     def close(self) -> None:
         self.commit()
+
+    def __del__(self) -> None:
+        # dropped without commit (an exception outside a with-block): leave no debris
+        if getattr(self, "_done", True) is False:
+            self.discard()
 
     def __enter__(self) -> PublishedFile:
         return self

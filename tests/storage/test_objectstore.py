@@ -108,6 +108,24 @@ def test_failed_publish_leaves_the_old_object_and_no_debris(store):
         assert os.listdir(store.local_path(key).parent) == ["reco_run00001.root"]
 
 
+def test_a_publish_dropped_without_commit_leaves_nothing(store):
+    import gc
+
+    import numpy as np
+
+    out = store.publish("staging/dropped.bin")
+    out.write(b"x" * 100)
+    del out
+    gc.collect()
+    assert store.list() == []
+    with store.publish("pedestals/LNGS/ped_run00001.npz") as f:  # zipfile on a stream
+        np.savez(f, mean=np.arange(4.0))
+    with store.open("pedestals/LNGS/ped_run00001.npz") as f:
+        assert np.load(f)["mean"].tolist() == [0.0, 1.0, 2.0, 3.0]
+    if store.local_path("staging/x") is not None:
+        assert not any(store.local_path("staging/x").parent.iterdir())
+
+
 def test_open_wb_is_a_publish(store):
     f = store.open("staging/job/payload.pkl", "wb")
     f.write(b"payload")
