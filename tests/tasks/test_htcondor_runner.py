@@ -86,11 +86,15 @@ def squares_flow(n: int, seconds: float):
 
 
 def test_tasks_run_in_parallel_processes_and_return_results(make_runner, tmp_path):
-    results = squares_flow.with_options(task_runner=make_runner())(2, 1.0)
-    assert [r["value"] for r in results] == [0, 1]
-    first, second = results
+    results = squares_flow.with_options(task_runner=make_runner())(4, 0.8)
+    assert [r["value"] for r in results] == [0, 1, 4, 9]
+    first, second = sorted(results, key=lambda r: r["start"])[:2]
     assert first["start"] < second["end"] and second["start"] < first["end"], "no overlap"
-    assert first["pid"] != second["pid"] != os.getpid()
+    assert len({r["pid"] for r in results} | {os.getpid()}) == 5
+    # never more than max_workers=2 jobs at once
+    for r in results:
+        running = [o for o in results if o["start"] <= r["start"] < o["end"]]
+        assert len(running) <= 2
     # successful jobs leave nothing behind in staging or the job directory
     assert not any((tmp_path / "staging").rglob("*.pkl"))
     assert not any((tmp_path / "jobs").rglob("*.log"))
