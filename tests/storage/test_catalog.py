@@ -169,7 +169,9 @@ def test_reco_and_quality_per_version_and_runs_lacking(catalog):
     assert catalog.runs_lacking(V1, "LNGS") == [1, 2, 3]
 
     assert catalog.upsert_reco_output(1, "LNGS", V1, "aaaaaaaa", "s3://b/reco/x.root", 400, 900)
+    stamp = catalog.reco_output(1, "LNGS", V1).updated_at
     assert not catalog.upsert_reco_output(1, "LNGS", V1, "aaaaaaaa", "s3://b/reco/x.root", 400, 900)
+    assert catalog.reco_output(1, "LNGS", V1).updated_at == stamp
     catalog.upsert_reco_output(2, "LNGS", V1, "aaaaaaaa", None, None, None, state="failed")
     assert catalog.runs_lacking(V1, "LNGS") == [2, 3]
     assert catalog.runs_lacking(V1, "LNGS", first=3) == [3]
@@ -179,7 +181,9 @@ def test_reco_and_quality_per_version_and_runs_lacking(catalog):
 
     summary = {"clusters_per_picture": np.float64(2.25), "hist": np.arange(3), "ok": True}
     assert catalog.upsert_quality_report(1, "LNGS", V1, "s3://b/quality/", "good", summary)
+    stamp = catalog.quality_report(1, "LNGS", V1).updated_at
     assert not catalog.upsert_quality_report(1, "LNGS", V1, "s3://b/quality/", "good", summary)
+    assert catalog.quality_report(1, "LNGS", V1).updated_at == stamp
     catalog.upsert_quality_report(1, "LNGS", V2, None, "warning", {}, reason="few clusters")
     report = catalog.quality_report(1, "LNGS", V1)
     assert report.summary == {"clusters_per_picture": 2.25, "hist": [0, 1, 2], "ok": True}
