@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import typer
 from rich.console import Console
@@ -101,3 +102,15 @@ def demo(
         console.print("stopping")
     finally:
         stack.down(log=log)
+
+
+@stack_app.command("screenshot")
+def stack_screenshot(
+    out: Path = typer.Option(Path("docs"), "--out", help="Folder for the PNG files."),
+) -> None:
+    """Screenshots of the running stack's Prefect UI (flow runs, quality artifact)."""
+    from cygno.deployments.screenshot import ui_screenshots
+
+    addresses = _stack(False).addresses
+    for path in ui_screenshots(addresses.ui_url, addresses.api_url, out):
+        console.print(f"wrote {path}")
