@@ -123,8 +123,9 @@ class QualityConfig:
     fe_min_roundness: float = 0.5  # width / length of a ⁵⁵Fe spot candidate
     fe_peak_hint: tuple[float, float] | None = None  # integral window holding the peak
     fe_min_clusters: int = 50
-    fe_max_chi2_ndf: float = 20.0  # sanity only: big runs see the line's non-Gaussian tails
+    fe_max_shape_error: float = 0.25  # per-bin misfit of the Gaussian beyond Poisson noise
     fe_max_resolution: float = 0.5  # σ/μ; a wider "peak" is not the 5.9 keV line
+    fe_max_asymmetry: float = 0.5  # (upper − lower) / sum of the 1–2σ flanks
     spark_factor: float = 10.0  # picture with cmos_integral > factor × run median
 
 
@@ -392,11 +393,11 @@ def _coarse_mode(values: np.ndarray) -> float:
 
 
 def _dip_significance(values: np.ndarray, mu: float, sigma: float, side: int) -> float:
-    """How many standard deviations the count density at μ ± σ/2 exceeds the one in the
-    band 1.5–2σ away on ``side`` (−1 below, +1 above)."""
-    centre = np.count_nonzero(np.abs(values - mu) < 0.5 * sigma)  # width σ
+    """How many standard deviations the count density within μ ± σ exceeds the one in
+    the band 2–3σ away on ``side`` (−1 below, +1 above)."""
+    centre = np.count_nonzero(np.abs(values - mu) < sigma)  # width 2σ
     offset = side * (values - mu)
-    band = np.count_nonzero((offset >= 1.5 * sigma) & (offset < 2 * sigma))  # width σ/2
+    band = np.count_nonzero((offset >= 2 * sigma) & (offset < 3 * sigma))  # width σ
     return float((centre - 2 * band) / math.sqrt(max(centre + 4 * band, 1)))
 
 
@@ -405,8 +406,9 @@ def fit_light_yield(
     energy_kev: float = 5.9,
     peak_hint: tuple[float, float] | None = None,
     min_clusters: int = 50,
-    max_chi2_ndf: float = 20.0,
+    max_shape_error: float = 0.25,
     max_resolution: float = 0.5,
+    max_asymmetry: float = 0.5,
 ) -> LightYield | None:
     """Fit the ⁵⁵Fe peak among spot-like cluster integrals; ``None`` when nothing to fit.
 
@@ -414,10 +416,14 @@ def fit_light_yield(
     Gaussian plus constant is fitted to the counts in μ ± 2σ, three times, each range from
     the previous fit (Poisson errors, ``absolute_sigma``), so the tails and the noise
     clusters below do not pull the mean. A fit that converged but does not look like a
-    line comes back with :attr:`LightYield.problem` set: the density within μ ± σ/2 must
-    exceed that within 1.5–2σ on both sides by 3 standard deviations (a falling noise
-    spectrum fails this whatever its statistics), σ/μ and χ²/ndf must be sane, and at
-    least ``min_clusters`` must be in the Gaussian.
+    line comes back with :attr:`LightYield.problem` set. A line must (1) be a local
+    maximum: the density within μ ± σ exceeds that 2–3σ away on both sides by 2 standard
+    deviations; (2) have flanks at 1–2σ of similar size (|asymmetry| ≤ ``max_asymmetry``);
+    (3) be Gaussian: the misfit per bin beyond Poisson noise, √(excess of χ²/ndf over
+    1 + 2√(2/ndf), per entry per bin), at most ``max_shape_error`` — unlike χ²/ndf this
+    does not grow with statistics, so big runs with slightly skewed lines pass while a
+    noise spectrum cut by a threshold fails; (4) σ/μ ≤ ``max_resolution``; (5) at least
+    ``min_clusters`` clusters in the Gaussian.
     """
     values = integrals[np.isfinite(integrals) & (integrals > 0)]
     if peak_hint is not None:
@@ -466,15 +472,22 @@ def fit_light_yield(
     chi2 = float(np.sum(residual**2) / ndf)
     signal_count = params[0] * sigma * math.sqrt(2 * math.pi) / (edges[1] - edges[0])
     dip = min(_dip_significance(values, mu, sigma, side) for side in (-1, 1))
+    lower = np.count_nonzero((values > mu - 2 * sigma) & (values <= mu - sigma))
+    upper = np.count_nonzero((values >= mu + sigma) & (values < mu + 2 * sigma))
+    asymmetry = (upper - lower) / max(upper + lower, 1)
+    excess = chi2 - 1 - 2 * math.sqrt(2 / ndf)  # beyond a 2σ fluctuation of χ²/ndf
+    shape_error = math.sqrt(max(excess, 0) / max(counts.mean(), 1))
     problem = None
-    if dip < 3:
+    if dip < 2:
         problem = f"no local maximum (edges {dip:.1f} σ below the centre)"
+    elif abs(asymmetry) > max_asymmetry:
+        problem = f"one-sided peak (flank asymmetry {asymmetry:+.2f})"
     elif sigma / mu > max_resolution:
         problem = f"σ/μ {sigma / mu:.0%} > {max_resolution:.0%}"
     elif signal_count < min_clusters:
         problem = f"only {signal_count:.0f} clusters in the peak"
-    elif chi2 > max_chi2_ndf:
-        problem = f"χ²/ndf {chi2:.1f} > {max_chi2_ndf:g}"
+    elif shape_error > max_shape_error:
+        problem = f"not Gaussian (χ²/ndf {chi2:.1f}, {shape_error:.0%} misfit per bin)"
     fine = _new(
         "fe55_peak",
         "⁵⁵Fe spot peak",
@@ -498,6 +511,15 @@ def fit_light_yield(
         params=tuple(float(p) for p in params),
         problem=problem,
     )
+
+
+def fe55_from_logbook(row: Mapping[str, Any] | None) -> bool | None:
+    """``fe55`` for :func:`run_quality` from a DAQ logbook row's ``source_type``:
+    True for a ⁵⁵Fe source, False for another known one, None when the row says nothing."""
+    source = (row or {}).get("source_type")
+    if not isinstance(source, str) or not source.strip():
+        return None
+    return source.replace(" ", "").replace("-", "").lower() in ("fe55", "55fe", "iron55")
 
 
 def spot_integrals(data: RecoArrays, config: QualityConfig = QualityConfig()) -> np.ndarray:
@@ -910,7 +932,9 @@ def run_quality(
     Writes ``<name>.json`` + ``<name>.png`` per histogram, ``cmos_trace.png`` and
     ``summary.json`` (:meth:`QualityReport.to_dict`). ``fe55``: ``True`` (a ⁵⁵Fe run)
     fits the light yield and makes the run a ``warning`` when no credible line is found,
-    ``False`` skips the fit, ``None`` keeps the light yield only when one is found.
+    ``False`` skips the fit, ``None`` keeps the light yield only when one is found — a
+    guess that a noise spectrum cut sharply by a threshold can fool, so pass the run's
+    kind when it is known (:func:`fe55_from_logbook`).
     ``extra`` (e.g. tag, reco version) is merged into the summary.
     """
     data = reco if isinstance(reco, RecoArrays) else read_reco(reco)
@@ -922,8 +946,9 @@ def run_quality(
             config.fe_energy_kev,
             config.fe_peak_hint,
             config.fe_min_clusters,
-            config.fe_max_chi2_ndf,
+            config.fe_max_shape_error,
             config.fe_max_resolution,
+            config.fe_max_asymmetry,
         )
     light_yield = fit if fit is not None and fit.problem is None else None
     notes: list[tuple[Flag, str]] = []
