@@ -32,7 +32,9 @@ import copy
 import functools
 import json
 import os
+import pickle
 import re
+import shutil
 import sys
 import threading
 import time
@@ -449,8 +451,6 @@ class HTCondorTaskRunner(TaskRunner[HTCondorFuture]):
         finally:
             payload.delete_tree(stage, options)
             if succeeded and not self.keep_job_files:
-                import shutil
-
                 shutil.rmtree(workdir, ignore_errors=True)
 
     def _run_job(
@@ -469,7 +469,9 @@ class HTCondorTaskRunner(TaskRunner[HTCondorFuture]):
             raise JobRemovedError("the task runner is shut down; no job was submitted")
         memory = self.request_memory_mb
         environment = self.job_environment(options)
-        for submission in range(1, 100):
+        submission = 0
+        while True:
+            submission += 1
             spec = JobSpec(
                 executable=self.python,
                 arguments=["-m", JOB_MODULE, payload_uri, result_uri],
@@ -519,7 +521,6 @@ class HTCondorTaskRunner(TaskRunner[HTCondorFuture]):
                 logger.warning("job %s held: %s; resubmitting with %d MB", job, detail, memory)
                 continue
             return self._outcome(job, outcome, detail, spec, result_uri, options)
-        raise JobHeldError(f"too many resubmissions of task run {task_run_name}")
 
     def _outcome(
         self, job: JobId, outcome: str, detail: Any, spec: JobSpec, result_uri: str, options: dict
@@ -549,8 +550,6 @@ class HTCondorTaskRunner(TaskRunner[HTCondorFuture]):
         error = RemoteJobError(str(job), body["type"], body["message"], body["traceback"])
         original = None
         if body["exception"] is not None:
-            import pickle
-
             try:
                 original = pickle.loads(body["exception"])
             except Exception:
