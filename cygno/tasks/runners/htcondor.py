@@ -243,6 +243,7 @@ class HTCondorTaskRunner(TaskRunner[HTCondorFuture]):
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._scheduler: Scheduler | None = None
         self._active: dict[uuid.UUID, _Active] = {}
+        self._cancel_events: dict[uuid.UUID, threading.Event] = {}
         self._lock = threading.Lock()
         self._duplicates: weakref.WeakSet[HTCondorTaskRunner] = weakref.WeakSet()
         self._closing = False
@@ -326,6 +327,8 @@ class HTCondorTaskRunner(TaskRunner[HTCondorFuture]):
         self._closing = True
         for twin in list(self._duplicates):
             twin.cancel_all()
+        for event in list(self._cancel_events.values()):
+            event.set()
         with self._lock:
             task_runs = list(self._active)
         for task_run_id in task_runs:
@@ -355,6 +358,8 @@ class HTCondorTaskRunner(TaskRunner[HTCondorFuture]):
             flow_ctx = FlowRunContext.get()
             self._flow_run = flow_ctx.flow_run if flow_ctx else None
         task_run_id = uuid7()
+        # Set by cancel_all: a task run that has not started its job yet never will.
+        cancel_event = self._cancel_events[task_run_id] = threading.Event()
         remote = copy.copy(task)
         remote.fn = self._proxy(task.fn)
         future = self._executor.submit(
@@ -366,8 +371,9 @@ class HTCondorTaskRunner(TaskRunner[HTCondorFuture]):
             wait_for=wait_for,
             return_type="state",
             dependencies=dependencies,
-            context=dict(cancel_event=threading.Event()),
+            context=dict(cancel_event=cancel_event),
         )
+        future.add_done_callback(lambda _: self._cancel_events.pop(task_run_id, None))
         return HTCondorFuture(task_run_id, future, self)
 
     # --- the travelling call --------------------------------------------------------
