@@ -426,7 +426,9 @@ class HTCondorTaskRunner(TaskRunner[HTCondorFuture]):
         else:
             options = {k: v for k, v in storage_options.items() if not _SECRET_OPTION.search(k)}
         if options:
-            env[payload.STORAGE_OPTIONS_ENV] = json.dumps(options, sort_keys=True)
+            env[payload.STORAGE_OPTIONS_ENV] = json.dumps(
+                options, sort_keys=True, separators=(",", ":")
+            )
         env.update(self.environment)
         return env
 
