@@ -39,13 +39,13 @@ BRANCHES: tuple[str, ...] = (
     "sc_lgaussamp",
     "sc_lgaussmean",
     "sc_lgausssigma",
-    "sc_lgausschi2",
-    "sc_lgaussstatus",
+    "sc_lchi2",
+    "sc_lstatus",
     "sc_tgaussamp",
     "sc_tgaussmean",
     "sc_tgausssigma",
-    "sc_tgausschi2",
-    "sc_tgaussstatus",
+    "sc_tchi2",
+    "sc_tstatus",
     "sc_lp0amplitude",
     "sc_lp0prominence",
     "sc_lp0mean",
@@ -55,7 +55,8 @@ BRANCHES: tuple[str, ...] = (
     "sc_energy",
 )
 INT_BRANCHES = frozenset(
-    {"sc_size", "sc_nhits", "sc_lgaussstatus", "sc_tgaussstatus", "sc_tracklike"}
+    {"sc_size", "sc_nhits", "sc_xmin", "sc_xmax", "sc_ymin", "sc_ymax"}
+    | {"sc_lstatus", "sc_tstatus", "sc_tracklike"}
 )
 _COL = {name: i for i, name in enumerate(BRANCHES)}
 _N_KERNEL = _COL["sc_tracklike"]  # the kernel fills every column before sc_tracklike

@@ -22,6 +22,8 @@ import awkward as ak
 import numpy as np
 import uproot
 
+from cygno.reco.features import BRANCHES, INT_BRANCHES
+
 TREE = "Events"
 PARAMS_TREE = "Reco_params"
 PARAMS_JSON = "Reco_params_json"
@@ -43,37 +45,9 @@ EVENT_BRANCHES: dict[str, str] = {
     "t_variables": "float32",
 }
 
-_INT = ("sc_size", "sc_nhits", "sc_xmin", "sc_xmax", "sc_ymin", "sc_ymax", "sc_tracklike")
-_FLOAT = [
-    "sc_integral",
-    "sc_rms",
-    "sc_xmean",
-    "sc_ymean",
-    "sc_theta",
-    "sc_length",
-    "sc_width",
-    "sc_longrms",
-    "sc_latrms",
-    "sc_lgaussamp",
-    "sc_lgaussmean",
-    "sc_lgausssigma",
-    "sc_lgausschi2",
-    "sc_lgaussstatus",
-    "sc_tgaussamp",
-    "sc_tgaussmean",
-    "sc_tgausssigma",
-    "sc_tgausschi2",
-    "sc_tgaussstatus",
-    "sc_lp0amplitude",
-    "sc_lp0prominence",
-    "sc_lp0mean",
-    "sc_lp0fwhm",
-    "sc_tp0fwhm",
-    "sc_energy",
-]
+# Per-cluster branches: the feature library's list and types, in CYGNO's names.
 CLUSTER_BRANCHES: dict[str, str] = {
-    **{name: "int32" for name in _INT},
-    **{name: "float32" for name in _FLOAT},
+    name: "int32" if name in INT_BRANCHES else "float32" for name in BRANCHES
 }
 
 

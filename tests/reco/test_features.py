@@ -98,7 +98,7 @@ def test_straight_line_angle_length_and_transverse_fit():
     assert out["sc_length"][0] == pytest.approx(150.0, abs=2 * R)
     assert out["sc_width"][0] < 25.0
     assert out["sc_tgausssigma"][0] == pytest.approx(2.0, rel=0.1)
-    assert out["sc_tgaussstatus"][0] == FIT_OK
+    assert out["sc_tstatus"][0] == FIT_OK
     assert out["sc_tgaussmean"][0] == pytest.approx(out["sc_width"][0] / 2, abs=0.7)
     assert out["sc_tp0fwhm"][0] == pytest.approx(2.355 * 2.0, rel=0.25)
     assert out["sc_latrms"][0] == pytest.approx(2.0, rel=0.1)
@@ -110,7 +110,7 @@ def test_longitudinal_gaussian_fit_of_a_round_spot():
     z = gaussian_blob((128, 128), 64.0, 64.0, 5.0, 30.0).astype(np.float32)
     out = features(z, macro_points(z > 0.5))
     assert out["sc_lgausssigma"][0] == pytest.approx(5.0, rel=0.05)
-    assert out["sc_lgaussstatus"][0] == FIT_OK
+    assert out["sc_lstatus"][0] == FIT_OK
     assert out["sc_lgaussmean"][0] == pytest.approx(out["sc_length"][0] / 2, abs=0.5)
     assert out["sc_lgaussamp"][0] == pytest.approx(out["sc_lp0amplitude"][0], rel=0.1)
 
@@ -186,4 +186,4 @@ def test_degenerate_clusters_give_finite_values():
     assert out["sc_integral"].tolist() == pytest.approx([16 * 7.0, 32 * -2.0])
     assert out["sc_xmean"][1] == pytest.approx(9.5)  # uniform weights when nothing is > 0
     assert out["sc_nhits"][1] == 0
-    assert out["sc_lgaussstatus"][1] == out["sc_tgaussstatus"][1] == FIT_SKIPPED
+    assert out["sc_lstatus"][1] == out["sc_tstatus"][1] == FIT_SKIPPED
