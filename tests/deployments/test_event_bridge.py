@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import time
 import warnings
 from collections.abc import Iterator
@@ -28,22 +27,9 @@ PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 40
 
 
 @pytest.fixture(scope="session")
-def prefect_api_url() -> Iterator[str]:
-    """The ephemeral Prefect server (~10 s to start), persisting events every 0.5 s."""
-    from prefect.settings import PREFECT_API_URL
-    from prefect.testing.utilities import prefect_test_harness
-
-    name = "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_FLUSH_INTERVAL"
-    before = os.environ.get(name)
-    os.environ[name] = "0.5"
-    try:
-        with prefect_test_harness(server_startup_timeout=60):
-            yield PREFECT_API_URL.value()
-    finally:
-        if before is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = before
+def prefect_api_url(prefect_api: str) -> str:
+    """The session's one ephemeral Prefect server (tests/conftest.py)."""
+    return prefect_api
 
 
 def make_client(api_url: str, store: ObjectStore, tmp_path, dedup_seconds: float = 600.0):

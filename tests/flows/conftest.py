@@ -7,13 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.flows.harness import Platform, platform, prefect_server
-
-
-@pytest.fixture(scope="session")
-def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with prefect_server(tmp_path_factory.mktemp("prefect-home")) as api_url:
-        yield api_url
+from tests.flows.harness import Platform, platform
 
 
 @pytest.fixture

@@ -23,6 +23,8 @@ def prefect_server(home: Path) -> Iterator[str]:
     """Start the test harness server with PREFECT_HOME (results, cache) under ``home``."""
     os.environ["PREFECT_HOME"] = str(home)
     os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+    # Tests read events back: persist them every 0.5 s rather than every few seconds.
+    os.environ["PREFECT_SERVER_SERVICES_EVENT_PERSISTER_FLUSH_INTERVAL"] = "0.5"
     from prefect.settings import (
         PREFECT_HOME,
         PREFECT_LOCAL_STORAGE_PATH,

@@ -35,7 +35,7 @@ from cygno.tasks.runners.scheduler import JobSpec, SchedulerError
 sys.path.insert(0, str(Path(__file__).parent))
 import test_runner_jobfns as jobfns
 
-pytestmark = pytest.mark.usefixtures("prefect_server")
+pytestmark = pytest.mark.usefixtures("prefect_api")
 
 timed_square = task(jobfns.timed_square)
 fail_deep = task(jobfns.fail_deep)
