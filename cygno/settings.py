@@ -44,6 +44,18 @@ class Settings(BaseSettings):
     executor: Literal["local", "htcondor"] = "local"
     workers: int = Field(default_factory=lambda: os.cpu_count() or 1)
     chunk_events: int = 50
+    htcondor_schedd: str | None = Field(
+        default=None, description="Schedd name; None: the local one (CONDOR_CONFIG)"
+    )
+    htcondor_collector: str | None = None
+    htcondor_python: str | None = Field(
+        default=None, description="Interpreter on the execute nodes (default: this venv's)"
+    )
+    htcondor_container_image: str | None = None
+    htcondor_request_memory_mb: int = 2048
+    htcondor_forward_credentials: bool = Field(
+        default=False, description="Pass the S3 keys to jobs in their environment"
+    )
     reco_config: str = "lngs"
     bridge_host: str = "127.0.0.1"
     bridge_port: int = 4300
