@@ -24,7 +24,16 @@ from cygno.tasks.runners.htcondor import HTCondorTaskRunner
 def chunk_task_runner() -> HTCondorTaskRunner:
     """The task runner for reconstruct_chunk: local processes or an HTCondor pool."""
     s = resources.settings()
-    return HTCondorTaskRunner(backend=s.executor, max_workers=s.workers)
+    return HTCondorTaskRunner(
+        backend=s.executor,
+        max_workers=s.workers if s.executor == "local" else None,
+        schedd_name=s.htcondor_schedd,
+        collector=s.htcondor_collector,
+        python=s.htcondor_python,
+        container_image=s.htcondor_container_image,
+        request_memory_mb=s.htcondor_request_memory_mb,
+        forward_credentials=s.htcondor_forward_credentials,
+    )
 
 
 def plan_chunks(pictures: int, chunk_events: int, workers: int) -> list[Chunk]:
