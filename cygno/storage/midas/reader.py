@@ -4,15 +4,16 @@ Reading is strict: the first defect raises MidasFormatError (use validate() to l
 Random access goes through a one-pass EventIndex. Costs, per compression:
 - plain: the index pass seeks from header to header (reads 16 bytes per event);
   a chunk read seeks straight to its first picture.
-- gzip: the index pass inflates the whole file once with zlib (isal cannot snapshot its
-  state) and keeps a zlib state copy (40 kB, measured) every `checkpoint_every` uncompressed
-  bytes (32 MiB: ~48 checkpoints, ~2 MB, for a 1.5 GB run); a chunk read then restores the
-  last checkpoint before its first picture and inflates at most ~33 MiB it does not need
-  (with zlib from there on, which is ~1.5x slower than isal). Index pass ≈ one gzip read.
-  Without an index, a chunk read inflates (but does not decode) everything before it.
+- gzip: the index pass inflates the whole file once through indexed_gzip (zlib speed, ~3x
+  slower than isal) and records an access point every `checkpoint_every` uncompressed bytes
+  (32 MiB: 32 KiB window each, stored zlib-compressed; ~150 points for a 4.8 GB LIME run).
+  The points are plain bytes in EventIndex.gzip_access, so they survive pickling to a job;
+  a chunk read there checks they belong to the file, enters at the last point before its
+  first picture and inflates at most ~32 MiB it does not need.
+  Without access points, a chunk read inflates with isal (but does not decode) everything
+  before it. Sequential reading always uses isal.
 - lz4 / bz2: no restartable state is exposed, so a chunk read inflates from the start,
   skipping (not decoding) earlier events; LZ4 inflates at several GB/s, so this is cheap.
-Checkpoints live in memory only (a pickled EventIndex drops them).
 """
 
 from __future__ import annotations
@@ -28,9 +29,10 @@ import numpy as np
 from .banks import Bank, BankDefect, decode_banks
 from .errors import MidasFormatError
 from .format import BOR_ID, EOR_ID, EVENT_HEADER, MESSAGE_ID, PICTURE_ID
+from .gzindex import GzipAccessIndex, open_building
 from .odb import camera_shapes, parse_odb
 from .scan import MAX_EVENT_SIZE, EventHeader, Scanner, name_of, open_binary
-from .stream import Checkpoint, InflateSource, PlainSource, detect_compression
+from .stream import InflateSource, PlainSource, detect_compression
 
 CHECKPOINT_EVERY = 32 << 20
 
@@ -101,7 +103,7 @@ class EventIndex:
     picture_numbers: np.ndarray  # -1 for events that are not pictures
     first_time: int | None = None
     run_number: int | None = None
-    checkpoints: list[Checkpoint] = field(default_factory=list, repr=False, compare=False)
+    gzip_access: GzipAccessIndex | None = field(default=None, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.offsets)
@@ -112,11 +114,6 @@ class EventIndex:
 
     def picture_offset(self, number: int) -> int:
         return int(self.offsets[np.flatnonzero(self.picture_numbers == number)[0]])
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = dict(self.__dict__)
-        state["checkpoints"] = []
-        return state
 
 
 class MidasFile:
@@ -150,6 +147,7 @@ class MidasFile:
         self._eor_payload: bytes | None = None
         self._first_time: int | None = None
         self._camera_shapes: dict[int, tuple[int, int]] = {}
+        self._gz: Any = None  # the access-point reader, opened once per MidasFile
 
     # -- plumbing -------------------------------------------------------------------------
     def __enter__(self) -> MidasFile:
@@ -159,6 +157,9 @@ class MidasFile:
         self.close()
 
     def close(self) -> None:
+        if self._gz is not None:
+            self._gz.close()
+            self._gz = None
         if self._owned:
             self._raw.close()
 
@@ -175,14 +176,15 @@ class MidasFile:
             return b""
         return self._head
 
-    def _source(self, *, checkpoint_every: int | None = None, resume: Checkpoint | None = None):
+    def _source(self):
+        head = self._rewind()
         if self.compression is None:
-            head = self._rewind()
             return PlainSource(self._raw, head, self._base, self._size)
-        head = self._rewind(resume.compressed if resume else 0)
-        return InflateSource(
-            self._raw, head, self.compression, checkpoint_every=checkpoint_every, resume=resume
-        )
+        return InflateSource(self._raw, head, self.compression)
+
+    def _can_enter_gzip(self) -> bool:
+        """indexed_gzip needs to seek, with the gzip stream starting at byte 0."""
+        return self.compression == "gzip" and self._seekable and self._base == 0
 
     def _scanner(self, source: Any, **kwargs: Any) -> Scanner:
         return Scanner(source, self.path, max_event_size=self.max_event_size, **kwargs)
@@ -274,12 +276,19 @@ class MidasFile:
     def index(self, checkpoint_every: int = CHECKPOINT_EVERY) -> EventIndex:
         """One pass over the file: headers only (payloads skipped, except the first picture's).
 
-        For gzip, `checkpoint_every=0` takes no checkpoints and inflates with isal instead
-        of zlib (faster, when only the event table is wanted).
+        For gzip, access points are recorded every `checkpoint_every` uncompressed bytes;
+        `checkpoint_every=0` records none and inflates with isal instead (faster, when only
+        the event table is wanted, or when the file object cannot seek).
         """
         if self._index is not None:
             return self._index
-        source = self._source(checkpoint_every=checkpoint_every)
+        building = None
+        if checkpoint_every and self._can_enter_gzip():
+            self._used = True
+            building = open_building(self._raw, self.path, checkpoint_every)
+            source: Any = PlainSource(building, b"", 0, None)
+        else:
+            source = self._source()
         scanner = self._scanner(source, want_payload=lambda header, picture: picture == 0)
         rows = []
         for offset, header, payload, picture in scanner:
@@ -293,6 +302,10 @@ class MidasFile:
                 self._remember_bor(self._event(offset, header, payload or b"", picture))
         self._eor_payload = scanner.eor_payload
         table = np.array(rows, dtype=np.int64).reshape(-1, 6)
+        access = None
+        if building is not None:
+            access = GzipAccessIndex.export(building, self._raw, source.offset, checkpoint_every)
+            building.close()
         self._index = EventIndex(
             offsets=table[:, 0],
             event_ids=table[:, 1].astype(np.uint16),
@@ -302,19 +315,20 @@ class MidasFile:
             picture_numbers=table[:, 5],
             first_time=self._first_time,
             run_number=scanner.run_number,
-            checkpoints=getattr(source, "checkpoints", []),
+            gzip_access=access,
         )
         return self._index
 
     def _source_at(self, offset: int) -> Any:
-        """A source positioned at uncompressed `offset`, as cheaply as the format allows."""
-        checkpoints = self._index.checkpoints if self._index is not None else []
-        usable = [c for c in checkpoints if c.uncompressed <= offset]
-        if self.compression == "gzip" and usable:
-            source = self._source(resume=usable[-1])
-        else:
-            source = self._source()
-        return source
+        """A source at (or before) uncompressed `offset`, as cheaply as the format allows."""
+        access = self._index.gzip_access if self._index is not None else None
+        if access is None or not self._can_enter_gzip():
+            return self._source()
+        if self._gz is None:
+            self._gz = access.open(self._raw, self.path)
+        self._used = True
+        self._gz.seek(0)
+        return PlainSource(self._gz, b"", 0, access.uncompressed_size)
 
     def read_events(self, start: int, stop: int | None = None) -> Iterator[Event]:
         """Picture events number start..stop-1 (0-based among event id 1), in file order.

@@ -1,16 +1,14 @@
 """Uncompressed byte streams over a stored MIDAS file: plain, gzip, LZ4 frame, bzip2.
 
 The file is never loaded whole: compressed input is pulled in 1 MiB blocks and inflated with
-a bounded output size. gzip is inflated with isal (several times faster than zlib) for
-sequential reading; the index pass uses zlib because only zlib's decompressor can be
-snapshot (`copy()`), which is what makes gzip checkpoints possible.
+a bounded output size. gzip is inflated with isal (several times faster than zlib); entering
+a gzip stream mid-way is gzindex.py's job (indexed_gzip access points).
 """
 
 from __future__ import annotations
 
 import bz2
 import zlib
-from dataclasses import dataclass
 from typing import IO, Any
 
 try:
@@ -35,19 +33,6 @@ def detect_compression(head: bytes) -> str | None:
         if head.startswith(magic):
             return kind
     return None
-
-
-@dataclass(frozen=True)
-class Checkpoint:
-    """zlib inflate state at a point of the gzip stream.
-
-    uncompressed: offset of the next byte the state produces; compressed: offset in the stored
-    file of the next input byte it needs. 40 kB each (zlib state + 32 kB window).
-    """
-
-    uncompressed: int
-    compressed: int
-    state: Any
 
 
 class PlainSource:
@@ -85,8 +70,8 @@ class PlainSource:
 
 
 class _ZlibDecoder:
-    def __init__(self, module: Any, state: Any = None) -> None:
-        self.d = state if state is not None else module.decompressobj(31)
+    def __init__(self, module: Any) -> None:
+        self.d = module.decompressobj(31)
         self.tail = b""
 
     def needs_input(self) -> bool:
@@ -150,29 +135,11 @@ class InflateSource:
     (a byte count) when non-compressed bytes follow it.
     """
 
-    def __init__(
-        self,
-        raw: IO[bytes],
-        head: bytes,
-        kind: str,
-        *,
-        exact_zlib: bool = False,
-        checkpoint_every: int | None = None,
-        resume: Checkpoint | None = None,
-    ) -> None:
+    def __init__(self, raw: IO[bytes], head: bytes, kind: str) -> None:
         self._raw, self._kind = raw, kind
-        self._zlib = zlib if (exact_zlib or checkpoint_every or resume) else _fast_zlib
-        self._every = checkpoint_every if kind == "gzip" else None
-        self.checkpoints: list[Checkpoint] = []
-        self._next_checkpoint = 0
         self._compressed = len(head)
         self._produced = 0
-        if resume is not None:
-            self._dec: Any = _ZlibDecoder(zlib, resume.state.copy())
-            self._compressed = resume.compressed
-            self._produced = resume.uncompressed
-        else:
-            self._dec = self._new_decoder()
+        self._dec: Any = self._new_decoder()
         if head:
             self._dec.feed(head)
         self.offset = self._produced
@@ -183,7 +150,7 @@ class InflateSource:
 
     def _new_decoder(self) -> Any:
         if self._kind == "gzip":
-            return _ZlibDecoder(self._zlib)
+            return _ZlibDecoder(_fast_zlib)
         if self._kind == "lz4":
             return _BufferingDecoder(_lz4_factory)
         return _BufferingDecoder(bz2.BZ2Decompressor)
@@ -192,13 +159,6 @@ class InflateSource:
         data = self._raw.read(RAW_BLOCK)
         self._compressed += len(data)
         return data
-
-    def _maybe_checkpoint(self) -> None:
-        if self._every and self._produced >= self._next_checkpoint and not self._dec.eof:
-            state = self._dec.d.copy()
-            position = self._compressed - len(self._dec.tail)
-            self.checkpoints.append(Checkpoint(self._produced, position, state))
-            self._next_checkpoint = self._produced + self._every
 
     def _produce(self, max_len: int) -> bytes:
         while self._dec is not None:
@@ -223,7 +183,6 @@ class InflateSource:
                     self._dec = None
                     break
                 self._dec.feed(data)
-            self._maybe_checkpoint()
             out = self._dec.decompress(max_len)
             if out:
                 self._produced += len(out)

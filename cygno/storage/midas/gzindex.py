@@ -1,0 +1,158 @@
+"""gzip access points that travel: a chunk job in another process enters the stream near
+its chunk instead of inflating from byte 0 (MIDAS.md: a gzip stream cannot be entered at
+an offset without checkpoints taken in one pass).
+
+indexed_gzip (zran) keeps, every `spacing` uncompressed bytes, the compressed position
+(with bit offset) and the 32 KiB window before it; `export_index` turns that into bytes.
+We keep those bytes zlib-compressed (~1/3) with a fingerprint of the stored file (size,
+adler32 of its first and last 64 KiB) so an index shipped with the wrong file fails loudly
+instead of inflating garbage.
+"""
+
+from __future__ import annotations
+
+import io
+import zlib
+from dataclasses import dataclass
+from typing import IO, Any
+
+import indexed_gzip
+
+from .errors import MidasFormatError
+
+FINGERPRINT_BYTES = 64 << 10
+READ_BUFFER = 1 << 20  # compressed bytes per read of the underlying file
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """What identifies a stored file cheaply: size and adler32 of its two ends."""
+
+    size: int
+    head: int
+    tail: int
+
+    @classmethod
+    def of(cls, raw: IO[bytes]) -> Fingerprint:
+        """Reads at most 128 KiB (two ranged reads on object stores); restores the position."""
+        position = raw.tell()
+        size = raw.seek(0, io.SEEK_END)
+        raw.seek(0)
+        head = zlib.adler32(raw.read(FINGERPRINT_BYTES))
+        raw.seek(max(0, size - FINGERPRINT_BYTES))
+        tail = zlib.adler32(raw.read(FINGERPRINT_BYTES))
+        raw.seek(position)
+        return cls(size, head, tail)
+
+
+class _Guarded(io.RawIOBase):
+    """An IndexedGzipFile whose zran failures become MidasFormatError (file and offset).
+
+    The stored file object is shared with MidasFile's other readers, so its position is
+    put back where zran left it before every call (zran reads on without seeking).
+    """
+
+    def __init__(self, gz: Any, raw: IO[bytes], path: str | None) -> None:
+        super().__init__()
+        self._gz, self._raw, self._path = gz, raw, path
+        self._raw_position = raw.tell()
+
+    def _call(self, method: Any, *args: Any) -> Any:
+        self._raw.seek(self._raw_position)
+        try:
+            return method(*args)
+        except (indexed_gzip.ZranError, OSError, ValueError) as error:
+            raise self._fail(error) from None
+        finally:
+            self._raw_position = self._raw.tell()
+
+    def _fail(self, error: Exception) -> MidasFormatError:
+        offset = self._gz.tell() if not self._gz.closed else None
+        return MidasFormatError(self._path, offset, None, f"gzip stream unreadable: {error}")
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def read(self, n: int = -1) -> bytes:
+        return self._call(self._gz.read, n)
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return self._call(self._gz.seek, offset, whence)
+
+    def tell(self) -> int:
+        return self._gz.tell()
+
+    def close(self) -> None:  # the underlying file object stays open: it is not ours
+        self._gz.close()
+        super().close()
+
+    @property
+    def gz(self) -> Any:
+        return self._gz
+
+
+def open_building(raw: IO[bytes], path: str | None, spacing: int) -> _Guarded:
+    """A gzip reader over `raw` (positioned anywhere; read from 0) that records access
+    points every `spacing` uncompressed bytes as it reads forward."""
+    raw.seek(0)
+    gz = indexed_gzip.IndexedGzipFile(
+        fileobj=raw, spacing=spacing, readbuf_size=READ_BUFFER, buffer_size=READ_BUFFER
+    )
+    return _Guarded(gz, raw, path)
+
+
+@dataclass(frozen=True)
+class GzipAccessIndex:
+    """Serialisable access points of one stored gzip file (pickles as plain bytes)."""
+
+    fingerprint: Fingerprint
+    uncompressed_size: int
+    spacing: int
+    n_points: int
+    points: bytes  # zlib-compressed indexed_gzip export
+
+    @classmethod
+    def export(cls, reader: _Guarded, raw: IO[bytes], uncompressed_size: int, spacing: int):
+        """The points `reader` (from open_building, read to the end) recorded."""
+        gz = reader.gz
+        buffer = io.BytesIO()
+        gz.export_index(fileobj=buffer)
+        n_points = sum(1 for _ in gz.seek_points())
+        points = zlib.compress(buffer.getvalue(), 1)
+        return cls(Fingerprint.of(raw), uncompressed_size, spacing, n_points, points)
+
+    @property
+    def nbytes(self) -> int:
+        return len(self.points)
+
+    def check(self, raw: IO[bytes], path: str | None) -> None:
+        """MidasFormatError unless `raw` is the file these points were taken from."""
+        found = Fingerprint.of(raw)
+        if found != self.fingerprint:
+            want = self.fingerprint
+            raise MidasFormatError(
+                path,
+                None,
+                None,
+                "gzip access index does not belong to this file: it was made for "
+                f"{want.size} stored bytes (adler32 of the ends {want.head:08x}/{want.tail:08x}), "
+                f"the file has {found.size} ({found.head:08x}/{found.tail:08x})",
+            )
+
+    def open(self, raw: IO[bytes], path: str | None) -> _Guarded:
+        """A seekable reader of the uncompressed stream, entering at the nearest point."""
+        self.check(raw, path)
+        raw.seek(0)
+        gz = indexed_gzip.IndexedGzipFile(
+            fileobj=raw, readbuf_size=READ_BUFFER, buffer_size=READ_BUFFER, auto_build=True
+        )
+        try:
+            gz.import_index(fileobj=io.BytesIO(zlib.decompress(self.points)))
+        except (indexed_gzip.ZranError, OSError, zlib.error, ValueError) as error:
+            gz.close()
+            reason = f"gzip access index unusable: {error}"
+            raise MidasFormatError(path, None, None, reason) from None
+        return _Guarded(gz, raw, path)
