@@ -12,7 +12,7 @@ from cygno.tasks.models import RawFile
 ABANDON_AFTER = 3
 
 
-@task(name="check-abandoned", retries=2, retry_delay_seconds=5, tags=["cygno", "catalog"])
+@task(name="check-abandoned", retries=2, retry_delay_seconds=5)
 def abandoned(raw_uri: str) -> str | None:
     """Why this run is skipped (it failed too often and nobody reset it), or None."""
     _, tag, run = raw_location(raw_uri)
@@ -44,7 +44,7 @@ def record_failure_hook(step: str):
     return record
 
 
-@task(name="select-runs", retries=2, retry_delay_seconds=5, tags=["cygno", "catalog"])
+@task(name="select-runs", retries=2, retry_delay_seconds=5)
 def select_runs(
     first_run: int | None, last_run: int | None, tag: str, reco_version: str
 ) -> list[RawFile]:

@@ -85,7 +85,6 @@ def _raise_missing(store, key: str) -> None:
     retry_jitter_factor=0.5,
     retry_condition_fn=_retry_if_transient,
     timeout_seconds=1800,
-    tags=["cygno", "ingest"],
 )
 def ingest(raw_uri: str) -> RawFile:
     """Validate and catalogue one raw file (skipped when the catalog already has it)."""

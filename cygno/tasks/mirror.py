@@ -19,7 +19,6 @@ OVERLAP = timedelta(minutes=5)
     retries=3,
     retry_delay_seconds=exponential_backoff(backoff_factor=5),
     timeout_seconds=300,
-    tags=["cygno", "logbook"],
 )
 def mirror_run(run: int) -> bool:
     """Copy this run's logbook row into the catalog; False when the logbook has none yet."""
@@ -35,7 +34,6 @@ def mirror_run(run: int) -> bool:
     retries=3,
     retry_delay_seconds=exponential_backoff(backoff_factor=5),
     timeout_seconds=900,
-    tags=["cygno", "logbook"],
 )
 def mirror_logbook() -> int:
     """Incremental mirror from the catalog's high-water mark (new runs and rows modified

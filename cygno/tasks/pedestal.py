@@ -23,7 +23,6 @@ class NoPedestalRun(LookupError):
     retries=2,
     retry_delay_seconds=exponential_backoff(backoff_factor=10),
     timeout_seconds=1800,
-    tags=["cygno", "pedestal"],
 )
 def pedestal_for(run: int, tag: str, max_pictures: int = 200) -> Pedestal:
     """Find or build the pedestal maps for ``run`` and record the pairing in the catalog."""

@@ -66,7 +66,6 @@ def _alarm(reco: RecoOutput, outcome: QualityOutcome, url: str) -> None:
     retries=2,
     retry_delay_seconds=exponential_backoff(backoff_factor=5),
     timeout_seconds=1800,
-    tags=["cygno", "quality"],
 )
 def quality(reco: RecoOutput) -> QualityOutcome:
     """Histograms, plots, flag → store, catalog, artifacts; skipped when already reported."""

@@ -29,7 +29,7 @@ class ReconcilePlan:
     held_back: int = 0  # repairs not attempted because they exceed the safety threshold
 
 
-@task(name="catalog-snapshot", retries=2, retry_delay_seconds=10, tags=["cygno", "catalog"])
+@task(name="catalog-snapshot", retries=2, retry_delay_seconds=10)
 def catalog_snapshot() -> dict[str, dict]:
     """Raw key → what the catalog says (file and its tape copies), quarantine excluded."""
     store, catalog = resources.store(), resources.catalog()
@@ -59,13 +59,13 @@ def catalog_snapshot() -> dict[str, dict]:
     return snapshot
 
 
-@task(name="tape-listing", retries=2, retry_delay_seconds=30, tags=["cygno", "tape"])
+@task(name="tape-listing", retries=2, retry_delay_seconds=30, tags=["tape"])
 def tape_listing() -> dict[str, str | None]:
     """Raw files on tape: key → adler32 from the tape namespace."""
     return {e.key: e.adler32 for e in resources.tape().list(keys.RAW_PREFIX)}
 
 
-@task(name="raw-listing", retries=2, retry_delay_seconds=30, tags=["cygno", "store"])
+@task(name="raw-listing", retries=2, retry_delay_seconds=30)
 def raw_listing() -> list[str]:
     """Raw files in the object store (neighbours such as truth JSON left out)."""
     found = []
@@ -78,7 +78,7 @@ def raw_listing() -> list[str]:
     return found
 
 
-@task(name="plan-reconcile", tags=["cygno", "tape"])
+@task(name="plan-reconcile", tags=["tape"])
 def plan_reconcile(
     before: dict[str, dict],
     on_tape: dict[str, str | None],
@@ -130,7 +130,7 @@ def plan_reconcile(
     retries=1,
     retry_delay_seconds=60,
     timeout_seconds=24 * 3600,
-    tags=["cygno", "tape"],
+    tags=["tape"],
 )
 def verify_tape_copies(expected: dict[str, str], read_back: bool = True) -> list[Finding]:
     """Compare each tape copy with the catalog's adler32 (reading the bytes back, or the
@@ -153,7 +153,7 @@ def verify_tape_copies(expected: dict[str, str], read_back: bool = True) -> list
     return findings
 
 
-@task(name="report-reconcile", tags=["cygno", "tape"])
+@task(name="report-reconcile", tags=["tape"])
 def report_reconcile(findings: list[Finding]) -> dict[str, int]:
     """A table artifact of everything that is not simply ok, and counts by status."""
     counts: dict[str, int] = {}

@@ -16,7 +16,6 @@ from cygno.tasks import resources
     retries=2,
     retry_delay_seconds=10,
     timeout_seconds=600,
-    tags=["cygno", "sentinel"],
 )
 def unseen_raw_files() -> list[dict]:
     """Raw files in ``raw/`` with no catalog row and whose run is not abandoned."""
@@ -33,7 +32,7 @@ def unseen_raw_files() -> list[dict]:
     return found
 
 
-@task(name="announce-raw", retries=2, retry_delay_seconds=10, tags=["cygno", "sentinel"])
+@task(name="announce-raw", retries=2, retry_delay_seconds=10)
 def announce(files: list[dict]) -> int:
     """Emit one ``cygno.raw.arrived`` per file (the trigger's window drops duplicates)."""
     for f in files:

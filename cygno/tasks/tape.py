@@ -27,7 +27,7 @@ def _retry_unless_conflict(task, task_run, state) -> bool:
     retry_jitter_factor=0.5,
     retry_condition_fn=_retry_unless_conflict,
     timeout_seconds=3600,
-    tags=["cygno", "tape"],
+    tags=["tape"],
 )
 def archive_to_tape(raw: RawFile, force: bool = False) -> str:
     """Give ``raw`` a verified tape copy; skipped when the catalog already records one
@@ -52,7 +52,7 @@ def archive_to_tape(raw: RawFile, force: bool = False) -> str:
     retries=3,
     retry_delay_seconds=exponential_backoff(backoff_factor=30),
     timeout_seconds=6 * 3600,
-    tags=["cygno", "tape", "recall"],
+    tags=["tape"],
 )
 def recall_from_tape(key: str) -> str:
     """Bring a raw file back to the store from tape (no-op when it is there); its URI."""

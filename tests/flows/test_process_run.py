@@ -18,7 +18,7 @@ def _events(path) -> dict[str, np.ndarray]:
     """Every Events branch except the per-step timings (wall-clock, never equal)."""
     with uproot.open(path) as f:
         tree = f["Events"]
-        names = [n for n in tree if not n.startswith("t_")]
+        names = [n for n in tree.keys() if not n.startswith("t_")]  # noqa: SIM118
         return {n: tree[n].array(library="ak") for n in names}
 
 
