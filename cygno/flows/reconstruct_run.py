@@ -14,6 +14,7 @@ from cygno.tasks.pedestal import pedestal_for
 from cygno.tasks.reconstruct import (
     chunk_task_runner,
     find_reco,
+    index_raw,
     merge_reco,
     plan_chunks,
     reconstruct_chunk,
@@ -35,7 +36,8 @@ def _reconstruct_run(raw: RawFile, config: RecoConfig) -> RecoOutput | None:
     if (done := find_reco(raw.run, raw.tag, version, pedestal)) is not None:
         return done
     chunks = plan_chunks(raw.pictures, settings().chunk_events, settings().workers)
-    futures = [reconstruct_chunk.submit(raw, chunk, pedestal, config) for chunk in chunks]
+    index = index_raw(raw) if len(chunks) > 1 else None  # one pass, not one per chunk
+    futures = [reconstruct_chunk.submit(raw, chunk, pedestal, config, index) for chunk in chunks]
     merged = merge_reco(raw, [future.result() for future in futures], version, pedestal)
     return register_reco(merged, config)
 

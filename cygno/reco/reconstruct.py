@@ -26,7 +26,7 @@ from cygno.reco.features import cluster_features
 from cygno.reco.idbscan import idbscan
 from cygno.reco.pedestal import PedestalMaps
 from cygno.reco.rootio import CLUSTER_BRANCHES, RecoWriter
-from cygno.storage.midas import MidasFile
+from cygno.storage.midas import EventIndex, MidasFile
 
 BATCH = 64  # pictures per TTree basket write
 
@@ -207,8 +207,12 @@ def reconstruct_file(
     input_adler32: str | None = None,
     progress: Callable[[int, int, int], Any] | None = None,
     input_uri: str | None = None,
+    index: EventIndex | None = None,
 ) -> RecoSummary:
     """Reconstruct a run file (or pictures [start, stop) of it) into `out_path`.
+
+    `index`: the run's EventIndex (built once, shipped to chunk jobs): a chunk then starts
+    at, or for gzip near, its first picture instead of reading the file from the start.
 
     `progress(pictures_done, vetoed, clusters)` is called after every picture.
     The output appears atomically; on error no file is left behind.
@@ -217,7 +221,7 @@ def reconstruct_file(
     prep = Prepared(pedestal, config)
     camera = config.picture.camera
     n_pictures = n_vetoed = n_clusters = 0
-    with MidasFile(raw) as midas:
+    with MidasFile(raw, index=index) as midas:
         run_number = run if run is not None else midas.run_number
         params = reco_params(
             config,

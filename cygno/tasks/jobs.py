@@ -10,15 +10,21 @@ from pathlib import Path
 from cygno.reco.config import RecoConfig
 from cygno.reco.pedestal import PedestalMaps
 from cygno.reco.reconstruct import reconstruct_file
+from cygno.storage.midas import EventIndex
 from cygno.tasks import resources
 from cygno.tasks.models import Chunk, ChunkOutput, Pedestal, RawFile
 
 
 def reconstruct_chunk(
-    raw: RawFile, chunk: Chunk, pedestal: Pedestal, config: RecoConfig
+    raw: RawFile,
+    chunk: Chunk,
+    pedestal: Pedestal,
+    config: RecoConfig,
+    index: EventIndex | None = None,
 ) -> ChunkOutput:
     """Reconstruct pictures [start, stop) of a run straight from the store; the chunk's
-    ROOT file comes back as bytes (clusters only: small)."""
+    ROOT file comes back as bytes (clusters only: small). With the run's `index` (see
+    tasks.reconstruct.index_raw) the read starts near the chunk, not at byte 0."""
     store = resources.store()
     maps = PedestalMaps.load(io.BytesIO(store.get_bytes(pedestal.key)))
     with tempfile.TemporaryDirectory(prefix="cygno-chunk-") as tmp:
@@ -33,6 +39,7 @@ def reconstruct_chunk(
                 run=raw.run,
                 input_adler32=raw.adler32,
                 input_uri=raw.uri,
+                index=index,
             )
         data = out.read_bytes()
     return ChunkOutput(

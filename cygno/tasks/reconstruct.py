@@ -16,6 +16,7 @@ from prefect.tasks import exponential_backoff
 from cygno.reco import rootio
 from cygno.reco.config import RecoConfig, load_config, reco_version
 from cygno.storage import keys
+from cygno.storage.midas import EventIndex, MidasFile
 from cygno.tasks import jobs, resources
 from cygno.tasks.models import Chunk, ChunkOutput, Pedestal, RawFile, RecoOutput
 from cygno.tasks.runners.htcondor import HTCondorTaskRunner
@@ -61,6 +62,33 @@ def _chunk_cache_key(context: TaskRunContext, parameters: dict) -> str:
         )
     )
     return "reco-chunk-" + hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def _index_cache_key(context: TaskRunContext, parameters: dict) -> str:
+    """Same raw bytes → same index."""
+    raw: RawFile = parameters["raw"]
+    text = f"{raw.uri}|{raw.adler32}|{raw.size}"
+    return "raw-index-" + hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+@task(
+    name="index-raw",
+    retries=2,
+    retry_delay_seconds=exponential_backoff(backoff_factor=5),
+    timeout_seconds=3600,
+    tags=["cygno", "reco"],
+    cache_key_fn=_index_cache_key,
+    cache_expiration=timedelta(days=7),
+)
+def index_raw(raw: RawFile) -> EventIndex | None:
+    """One pass over the run on the flow host: where every picture is and, for gzip,
+    access points every 32 MiB (~10 kB each) that travel with the chunk jobs, so no job
+    inflates the file from byte 0 up to its chunk. None for lz4/bz2 (no restartable
+    state: a chunk job inflates from the start anyway, cheaply for lz4)."""
+    with resources.store().open(raw.key, "rb") as stream, MidasFile(stream) as midas:
+        if midas.compression not in ("gzip", None):
+            return None
+        return midas.index()
 
 
 @task(
