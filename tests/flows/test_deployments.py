@@ -1,0 +1,93 @@
+"""prefect.yaml applied to the ephemeral server as `cygno stack up` does it: deployments,
+schedules, concurrency limits, and the event trigger of process-run with its dedup."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+from prefect.events import emit_event
+
+from cygno.deployments.event_bridge import EVENT_NAME
+from tests.flows.harness import api_post, wait_for
+
+REPO = Path(__file__).resolve().parents[2]
+POOL = "cygno-process"
+
+
+@pytest.fixture(scope="module")
+def deployed(prefect_api: str) -> dict[str, dict]:
+    env = {**os.environ, "PREFECT_API_URL": prefect_api}
+    prefect = str(Path(sys.executable).parent / "prefect")
+    for argv in (
+        [prefect, "--no-prompt", "work-pool", "create", POOL, "--type", "process", "--overwrite"],
+        [prefect, "--no-prompt", "deploy", "--all", "--prefect-file", str(REPO / "prefect.yaml")],
+    ):
+        done = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stdout + done.stderr
+    found = api_post("deployments/filter", {"limit": 50})
+    return {d["name"]: d for d in found}
+
+
+def test_every_deployment_is_on_the_process_pool_with_a_concurrency_limit(deployed):
+    assert set(deployed) >= {
+        "process-run",
+        "reprocess-runs",
+        "tape-reconcile",
+        "db-mirror",
+        "sentinel",
+    }
+    for deployment in deployed.values():
+        assert deployment["work_pool_name"] == POOL
+        assert deployment["global_concurrency_limit"]["limit"] >= 1
+        assert deployment["entrypoint"].startswith("cygno.flows.")
+    assert deployed["reprocess-runs"]["global_concurrency_limit"]["limit"] == 1
+    schema = deployed["reprocess-runs"]["parameter_openapi_schema"]["properties"]
+    assert {"first_run", "last_run", "tag", "reco_version"} <= set(schema)
+
+
+def test_schedules(deployed):
+    (nightly,) = deployed["tape-reconcile"]["schedules"]
+    assert nightly["schedule"]["cron"] == "30 2 * * *"
+    assert nightly["schedule"]["timezone"] == "Europe/Rome"
+    for name, seconds in (("db-mirror", 180), ("sentinel", 300)):
+        (every,) = deployed[name]["schedules"]
+        assert every["schedule"]["interval"] == seconds
+    assert not deployed["process-run"]["schedules"]
+
+
+def _runs_for(deployment_id: str, raw_uri: str) -> list[dict]:
+    runs = api_post("flow_runs/filter", {"deployments": {"id": {"any_": [deployment_id]}}})
+    return [r for r in runs if r["parameters"].get("raw_uri") == raw_uri]
+
+
+def _arrived(uri: str) -> None:
+    emit_event(
+        event=EVENT_NAME,
+        resource={"prefect.resource.id": uri, "cygno.tag": "LNGS"},
+        id=uuid.uuid4(),  # a new notification each time, like a re-sent S3 event
+    )
+
+
+def test_raw_arrival_starts_one_process_run_per_object(deployed):
+    deployment = deployed["process-run"]
+    automations = api_post("automations/filter", {})
+    (automation,) = [a for a in automations if a["name"] == "process-run-on-raw-arrival"]
+    assert automation["trigger"]["expect"] == [EVENT_NAME]
+    assert automation["trigger"]["for_each"] == ["prefect.resource.id"]
+    uri = f"file:///data/cygno-data/raw/LNGS/run{uuid.uuid4().int % 90000 + 10000:05d}.mid.gz"
+
+    def arrived_and_started():
+        _arrived(uri)  # repeated until the automation is live: duplicates all along
+        return _runs_for(deployment["id"], uri)
+
+    wait_for(arrived_and_started, timeout=90, interval=2, what="a triggered process-run")
+    _arrived(uri)  # one more duplicate, then a different object as a barrier
+    other = uri.replace(".mid.gz", ".mid")
+    _arrived(other)
+    wait_for(lambda: _runs_for(deployment["id"], other), timeout=60, what="the barrier run")
+    assert len(_runs_for(deployment["id"], uri)) == 1
