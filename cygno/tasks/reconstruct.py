@@ -76,7 +76,6 @@ def _index_cache_key(context: TaskRunContext, parameters: dict) -> str:
     retries=2,
     retry_delay_seconds=exponential_backoff(backoff_factor=5),
     timeout_seconds=3600,
-    tags=["cygno", "reco"],
     cache_key_fn=_index_cache_key,
     cache_expiration=timedelta(days=7),
 )
@@ -96,7 +95,6 @@ def index_raw(raw: RawFile) -> EventIndex | None:
     retries=2,
     retry_delay_seconds=5,
     timeout_seconds=120,
-    tags=["cygno", "catalog"],
 )
 def find_reco(run: int, tag: str, version: str, pedestal: Pedestal) -> RecoOutput | None:
     """The registered output of this run and version, if it is also still in the store."""
@@ -117,7 +115,7 @@ reconstruct_chunk = task(
     retry_delay_seconds=[2, 30, 120],
     retry_jitter_factor=0.5,
     timeout_seconds=4 * 3600,
-    tags=["cygno", "reco"],
+    tags=["reco"],
     cache_key_fn=_chunk_cache_key,
     cache_expiration=timedelta(days=7),
 )
@@ -128,7 +126,7 @@ reconstruct_chunk = task(
     retries=2,
     retry_delay_seconds=exponential_backoff(backoff_factor=5),
     timeout_seconds=3600,
-    tags=["cygno", "reco"],
+    tags=["reco"],
 )
 def merge_reco(
     raw: RawFile, outputs: list[ChunkOutput], version: str, pedestal: Pedestal
@@ -154,7 +152,6 @@ def merge_reco(
     retries=3,
     retry_delay_seconds=exponential_backoff(backoff_factor=5),
     timeout_seconds=300,
-    tags=["cygno", "catalog"],
 )
 def register_reco(reco: RecoOutput, config: RecoConfig) -> RecoOutput:
     """Record the merged output in the catalog (idempotent upsert on run + version)."""
