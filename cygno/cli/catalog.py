@@ -64,8 +64,18 @@ def catalog_command(
         return
     from cygno.storage.catalog import Catalog
 
-    console = Console()
-    catalog = Catalog(url)
+    print_catalog(Console(), Catalog(url), first, last, tag, limit)
+
+
+def print_catalog(
+    console: Console,
+    catalog,
+    first: int | None = None,
+    last: int | None = None,
+    tag: str | None = None,
+    limit: int = 50,
+) -> None:
+    """The catalog's summary table, then one line per run (the last ``limit``)."""
     summary = catalog.summary()
     runs = catalog.runs(first, last, tag)
 

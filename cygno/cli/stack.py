@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cygno.cli import app
+from cygno.cli.catalog import print_catalog
 from cygno.settings import get_settings
 
 stack_app = typer.Typer(help="Start, inspect and stop the local stack.", no_args_is_help=True)
@@ -83,11 +84,11 @@ def demo(
             ),
         )
         console.rule("summary")
-        table = Table("run", "raw file", "process-run")
-        for item in arrived:
-            table.add_row(str(item.run.run_number), item.uri, states[item.uri])
-        console.print(table)
-        console.print(Catalog(settings.catalog_url).summary())
+        catalog = Catalog(settings.catalog_url)
+        print_catalog(console, catalog, first=arrived[0].run.run_number)
+        for line in demo_lib.outputs(catalog, settings, [a.run.run_number for a in arrived]):
+            console.print(line)
+        console.rule("where to look")
         for line in demo_lib.describe(addresses, settings):
             console.print(line)
         failed = [u for u, st in states.items() if st != "COMPLETED"]

@@ -22,6 +22,7 @@ from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterNam
 from cygno.deployments.local_stack import LocalStack, StackAddresses
 from cygno.reco.simulate import SimulatedRun, simulate_one
 from cygno.settings import Settings, get_settings
+from cygno.storage.catalog import Catalog
 from cygno.storage.daqdb import DaqLogbook
 from cygno.storage.objectstore import ObjectStore
 
@@ -141,6 +142,18 @@ def simulate_and_announce(
         log(f"  uploaded {run.key} and notified the bridge")
         arrived.append(DemoRun(run=run, uri=uri))
     return arrived
+
+
+def outputs(catalog: Catalog, settings: Settings, runs: list[int]) -> list[str]:
+    """Per run: the reconstructed file, and the quality flag with its reason."""
+    lines = []
+    for record in catalog.runs(min(runs), max(runs)):
+        for reco in record.reco:
+            lines.append(f"run {record.run:05d}  reco     {reco.uri}")
+        for report in record.quality:
+            why = f" ({report.reason})" if report.reason else ""
+            lines.append(f"run {record.run:05d}  quality  {report.flag}{why}  {report.uri}")
+    return lines
 
 
 def describe(addresses: StackAddresses, settings: Settings) -> list[str]:
