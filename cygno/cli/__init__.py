@@ -19,11 +19,7 @@ _COMMAND_MODULES = ("simulate", "inspect", "catalog", "reco", "runner", "bridge"
 
 def _register() -> None:
     for name in _COMMAND_MODULES:
-        try:
-            importlib.import_module(f"cygno.cli.{name}")
-        except ModuleNotFoundError as error:
-            if error.name != f"cygno.cli.{name}":
-                raise
+        importlib.import_module(f"cygno.cli.{name}")
 
 
 def main() -> None:
