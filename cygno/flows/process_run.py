@@ -47,5 +47,6 @@ def process_run(raw_uri: str, reco_version: str | None = None) -> dict:
         "logbook_row": mirrored.result(),
         "reco": reco and reco.uri,
         "reco_version": reco and reco.reco_version,
+        "chunk_seconds": list(reco.chunk_seconds) if reco else [],
         "quality_flag": report and report.flag,
     }

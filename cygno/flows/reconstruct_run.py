@@ -36,7 +36,10 @@ def _reconstruct_run(raw: RawFile, config: RecoConfig) -> RecoOutput | None:
     if (done := find_reco(raw.run, raw.tag, version, pedestal)) is not None:
         return done
     chunks = plan_chunks(raw.pictures, settings().chunk_events, settings().workers)
-    index = index_raw(raw) if len(chunks) > 1 else None  # one pass, not one per chunk
+    # The index pass inflates the whole file serially on this host before any job can
+    # start; it pays only when several waves of jobs would each inflate far into the file.
+    waves = len(chunks) / max(1, settings().workers)
+    index = index_raw(raw) if waves > 2 else None
     futures = [reconstruct_chunk.submit(raw, chunk, pedestal, config, index) for chunk in chunks]
     merged = merge_reco(raw, [future.result() for future in futures], version, pedestal)
     return register_reco(merged, config)

@@ -56,6 +56,7 @@ class RecoOutput:
     events: int
     clusters: int
     pedestal: Pedestal | None = None
+    chunk_seconds: tuple[float, ...] = ()  # reconstruction time of each chunk (monitoring)
 
 
 @dataclass(frozen=True)

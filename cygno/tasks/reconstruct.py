@@ -115,7 +115,6 @@ reconstruct_chunk = task(
     retry_delay_seconds=[2, 30, 120],
     retry_jitter_factor=0.5,
     timeout_seconds=4 * 3600,
-    tags=["reco"],
     cache_key_fn=_chunk_cache_key,
     cache_expiration=timedelta(days=7),
 )
@@ -126,7 +125,6 @@ reconstruct_chunk = task(
     retries=2,
     retry_delay_seconds=exponential_backoff(backoff_factor=5),
     timeout_seconds=3600,
-    tags=["reco"],
 )
 def merge_reco(
     raw: RawFile, outputs: list[ChunkOutput], version: str, pedestal: Pedestal
@@ -144,7 +142,10 @@ def merge_reco(
         store.put_file(merged, key)
     events = sum(o.pictures - o.vetoed for o in outputs)
     clusters = sum(o.clusters for o in outputs)
-    return RecoOutput(raw.run, raw.tag, version, key, store.uri(key), events, clusters, pedestal)
+    seconds = tuple(o.seconds for o in outputs)
+    return RecoOutput(
+        raw.run, raw.tag, version, key, store.uri(key), events, clusters, pedestal, seconds
+    )
 
 
 @task(
