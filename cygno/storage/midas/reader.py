@@ -4,12 +4,14 @@ Reading is strict: the first defect raises MidasFormatError (use validate() to l
 Random access goes through a one-pass EventIndex. Costs, per compression:
 - plain: the index pass seeks from header to header (reads 16 bytes per event);
   a chunk read seeks straight to its first picture.
-- gzip: the index pass inflates the whole file once through indexed_gzip (zlib speed, ~3x
-  slower than isal) and records an access point every `checkpoint_every` uncompressed bytes
-  (32 MiB: 32 KiB window each, stored zlib-compressed; ~150 points for a 4.8 GB LIME run).
+- gzip: the index pass reads the event table with isal, then indexed_gzip inflates the file
+  once more (build_full_index, a bit faster than a gzip read) to record an access point
+  every `checkpoint_every` uncompressed bytes (32 MiB: a 32 KiB window each, stored
+  zlib-compressed; ~150 points for a 4.8 GB LIME run). Both ≈ 2.5 isal reads.
   The points are plain bytes in EventIndex.gzip_access, so they survive pickling to a job;
   a chunk read there checks they belong to the file, enters at the last point before its
-  first picture and inflates at most ~32 MiB it does not need.
+  first picture and inflates at most ~32 MiB it does not need (zlib speed from there on,
+  in 128 MiB reads: see gzindex.py).
   Without access points, a chunk read inflates with isal (but does not decode) everything
   before it. Sequential reading always uses isal.
 - lz4 / bz2: no restartable state is exposed, so a chunk read inflates from the start,
@@ -29,7 +31,7 @@ import numpy as np
 from .banks import Bank, BankDefect, decode_banks
 from .errors import MidasFormatError
 from .format import BOR_ID, EOR_ID, EVENT_HEADER, MESSAGE_ID, PICTURE_ID
-from .gzindex import GzipAccessIndex, open_building
+from .gzindex import GzipAccessIndex
 from .odb import camera_shapes, parse_odb
 from .scan import MAX_EVENT_SIZE, EventHeader, Scanner, name_of, open_binary
 from .stream import InflateSource, PlainSource, detect_compression
@@ -282,13 +284,7 @@ class MidasFile:
         """
         if self._index is not None:
             return self._index
-        building = None
-        if checkpoint_every and self._can_enter_gzip():
-            self._used = True
-            building = open_building(self._raw, self.path, checkpoint_every)
-            source: Any = PlainSource(building, b"", 0, None)
-        else:
-            source = self._source()
+        source = self._source()
         scanner = self._scanner(source, want_payload=lambda header, picture: picture == 0)
         rows = []
         for offset, header, payload, picture in scanner:
@@ -303,9 +299,8 @@ class MidasFile:
         self._eor_payload = scanner.eor_payload
         table = np.array(rows, dtype=np.int64).reshape(-1, 6)
         access = None
-        if building is not None:
-            access = GzipAccessIndex.export(building, self._raw, source.offset, checkpoint_every)
-            building.close()
+        if checkpoint_every and self._can_enter_gzip():  # after the strict pass: sound file
+            access = GzipAccessIndex.build(self._raw, self.path, checkpoint_every)
         self._index = EventIndex(
             offsets=table[:, 0],
             event_ids=table[:, 1].astype(np.uint16),
