@@ -119,8 +119,23 @@ def test_index_of_another_file_is_refused(run, tmp_path):
     write_run(other, "gzip", n_pictures=N_PICTURES, side=SIDE, seed=1)
     with MidasFile(other, index=index) as f, pytest.raises(MidasFormatError) as error:
         next(iter(f.read_events(30, 31)))
-    assert "gzip access index does not belong to this file" in str(error.value)
+    assert "index does not belong to this file" in str(error.value)
     assert str(other) in str(error.value)
+
+
+@pytest.mark.parametrize("compression", [None, "lz4"])
+def test_index_of_another_file_is_refused_without_gzip_too(tmp_path, compression):
+    first, second = tmp_path / "a" / "run00012.mid", tmp_path / "b" / "run00012.mid"
+    for path, seed in [(first, 0), (second, 1)]:
+        path.parent.mkdir()
+        write_run(path, compression, n_pictures=6, side=64, seed=seed)
+    with MidasFile(first) as f:
+        index = f.index()
+    assert index.gzip_access is None and index.fingerprint is not None
+    with MidasFile(first, index=pickle.loads(pickle.dumps(index))) as f:
+        assert [e.picture_number for e in f.read_events(4, 6)] == [4, 5]
+    with MidasFile(second, index=index) as f, pytest.raises(MidasFormatError, match="belong"):
+        list(f.read_events(4, 6))
 
 
 def test_same_size_file_with_other_ends_is_refused(run, tmp_path):

@@ -50,6 +50,19 @@ class Fingerprint:
         raw.seek(position)
         return cls(size, head, tail)
 
+    def require(self, raw: IO[bytes], path: str | None, what: str) -> None:
+        """MidasFormatError unless `raw` is the file this fingerprint was taken of."""
+        found = Fingerprint.of(raw)
+        if found != self:
+            raise MidasFormatError(
+                path,
+                None,
+                None,
+                f"{what} does not belong to this file: it was made for {self.size} stored "
+                f"bytes (adler32 of the ends {self.head:08x}/{self.tail:08x}), the file has "
+                f"{found.size} ({found.head:08x}/{found.tail:08x})",
+            )
+
 
 class _Guarded(io.RawIOBase):
     """An IndexedGzipFile whose zran failures become MidasFormatError (file and offset).
@@ -107,7 +120,9 @@ class GzipAccessIndex:
     points: bytes  # zlib-compressed indexed_gzip export
 
     @classmethod
-    def build(cls, raw: IO[bytes], path: str | None, spacing: int) -> GzipAccessIndex:
+    def build(
+        cls, raw: IO[bytes], path: str | None, spacing: int, fingerprint: Fingerprint
+    ) -> GzipAccessIndex:
         """One inflate pass over the whole stored file (its position is restored)."""
         position = raw.tell()
         raw.seek(0)
@@ -123,29 +138,18 @@ class GzipAccessIndex:
             reader.close()
         raw.seek(position)
         points = zlib.compress(buffer.getvalue(), 1)
-        return cls(Fingerprint.of(raw), uncompressed_size, spacing, n_points, points)
+        return cls(fingerprint, uncompressed_size, spacing, n_points, points)
 
     @property
     def nbytes(self) -> int:
         return len(self.points)
 
-    def check(self, raw: IO[bytes], path: str | None) -> None:
-        """MidasFormatError unless `raw` is the file these points were taken from."""
-        found = Fingerprint.of(raw)
-        if found != self.fingerprint:
-            want = self.fingerprint
-            raise MidasFormatError(
-                path,
-                None,
-                None,
-                "gzip access index does not belong to this file: it was made for "
-                f"{want.size} stored bytes (adler32 of the ends {want.head:08x}/{want.tail:08x}), "
-                f"the file has {found.size} ({found.head:08x}/{found.tail:08x})",
-            )
+    def open(self, raw: IO[bytes], path: str | None, *, verified: bool = False) -> _Guarded:
+        """A seekable reader of the uncompressed stream, entering at the nearest point.
 
-    def open(self, raw: IO[bytes], path: str | None) -> _Guarded:
-        """A seekable reader of the uncompressed stream, entering at the nearest point."""
-        self.check(raw, path)
+        `verified`: the caller has already matched `raw` against this fingerprint."""
+        if not verified:
+            self.fingerprint.require(raw, path, "gzip access index")
         raw.seek(0)
         gz = indexed_gzip.IndexedGzipFile(
             fileobj=raw,

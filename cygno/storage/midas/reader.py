@@ -31,7 +31,7 @@ import numpy as np
 from .banks import Bank, BankDefect, decode_banks
 from .errors import MidasFormatError
 from .format import BOR_ID, EOR_ID, EVENT_HEADER, MESSAGE_ID, PICTURE_ID
-from .gzindex import GzipAccessIndex
+from .gzindex import Fingerprint, GzipAccessIndex
 from .odb import camera_shapes, parse_odb
 from .scan import MAX_EVENT_SIZE, EventHeader, Scanner, name_of, open_binary
 from .stream import InflateSource, PlainSource, detect_compression
@@ -106,6 +106,7 @@ class EventIndex:
     first_time: int | None = None
     run_number: int | None = None
     gzip_access: GzipAccessIndex | None = field(default=None, repr=False, compare=False)
+    fingerprint: Fingerprint | None = field(default=None, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.offsets)
@@ -150,6 +151,7 @@ class MidasFile:
         self._first_time: int | None = None
         self._camera_shapes: dict[int, tuple[int, int]] = {}
         self._gz: Any = None  # the access-point reader, opened once per MidasFile
+        self._verified = index is None  # a given index is matched to the file before use
 
     # -- plumbing -------------------------------------------------------------------------
     def __enter__(self) -> MidasFile:
@@ -298,9 +300,11 @@ class MidasFile:
                 self._remember_bor(self._event(offset, header, payload or b"", picture))
         self._eor_payload = scanner.eor_payload
         table = np.array(rows, dtype=np.int64).reshape(-1, 6)
-        access = None
-        if checkpoint_every and self._can_enter_gzip():  # after the strict pass: sound file
-            access = GzipAccessIndex.build(self._raw, self.path, checkpoint_every)
+        access = fingerprint = None
+        if self._seekable and self._base == 0:
+            fingerprint = Fingerprint.of(self._raw)
+            if checkpoint_every and self.compression == "gzip":  # after the strict pass
+                access = GzipAccessIndex.build(self._raw, self.path, checkpoint_every, fingerprint)
         self._index = EventIndex(
             offsets=table[:, 0],
             event_ids=table[:, 1].astype(np.uint16),
@@ -311,16 +315,26 @@ class MidasFile:
             first_time=self._first_time,
             run_number=scanner.run_number,
             gzip_access=access,
+            fingerprint=fingerprint,
         )
         return self._index
 
+    def _verify_index(self) -> None:
+        """An index made for another file would yield garbage: refuse it (once per file)."""
+        fingerprint = self._index.fingerprint if self._index is not None else None
+        if not self._verified and fingerprint is not None and self._seekable and not self._base:
+            fingerprint.require(self._raw, self.path, "event index")
+        self._verified = True
+
     def _source_at(self, offset: int) -> Any:
         """A source at (or before) uncompressed `offset`, as cheaply as the format allows."""
+        self._verify_index()
         access = self._index.gzip_access if self._index is not None else None
         if access is None or not self._can_enter_gzip():
             return self._source()
         if self._gz is None:
-            self._gz = access.open(self._raw, self.path)
+            verified = access.fingerprint == self._index.fingerprint
+            self._gz = access.open(self._raw, self.path, verified=verified)
         self._used = True
         self._gz.seek(0)
         return PlainSource(self._gz, b"", 0, access.uncompressed_size)
