@@ -1,0 +1,35 @@
+"""quality in process-run: files under quality/, catalog summary, artifacts with plot
+links through the platform's HTTP app, and the alarm event for a run that is not good."""
+
+from __future__ import annotations
+
+from cygno.flows.process_run import process_run
+from cygno.reco.config import load_config, reco_version
+from cygno.storage import keys
+from cygno.tasks.models import RecoOutput
+from cygno.tasks.quality import ALARM_EVENT, artifact_key
+from tests.flows.harness import artifact, events_named, wait_for
+
+
+def test_a_sparking_run_is_flagged_plotted_and_raises_an_alarm(plat):
+    _, run = plat.simulate(runs=1, events=4, spark_fraction=1.0)  # all vetoed
+    result = process_run(plat.store.uri(run.key))
+
+    version = reco_version(load_config(plat.settings.reco_config))
+    prefix = keys.quality_prefix(version, "LNGS", run.run_number)
+    names = {key.rsplit("/", 1)[-1] for key in plat.store.list(prefix)}
+    assert "summary.json" in names and any(n.endswith(".png") for n in names)
+    report = plat.catalog.quality_report(run.run_number, "LNGS", version)
+    assert report.flag == result["quality_flag"] != "good"
+    assert "no pictures" in report.reason
+
+    reco = RecoOutput(run.run_number, "LNGS", version, "", "", 0, 0)
+    markdown = artifact(artifact_key("quality", reco))["data"]
+    assert f"http://127.0.0.1:4300/files/{prefix}" in markdown
+    table = artifact(artifact_key("quality-numbers", reco))["data"]
+    assert "pictures" in str(table)
+
+    resource = f"cygno.run.LNGS.{run.run_number:05d}"
+    (alarm,) = wait_for(lambda: events_named(ALARM_EVENT, resource), what="the alarm event")
+    assert alarm["resource"]["cygno.flag"] == report.flag
+    assert alarm["payload"]["reason"]
