@@ -36,7 +36,7 @@ def process_run(raw_uri: str, reco_version: str | None = None) -> dict:
         return Cancelled(message=reason)
     raw = ingest(raw_uri)
     archived = archive_to_tape.submit(raw)
-    mirrored = mirror_run.submit(raw.run)
+    mirrored = mirror_run.submit(raw.run, raw.tag)
     reco = reconstruct_run(raw, config)  # None for a pedestal run
     report = quality(reco) if reco is not None else None
     return {

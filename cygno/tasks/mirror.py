@@ -20,12 +20,22 @@ OVERLAP = timedelta(minutes=5)
     retry_delay_seconds=exponential_backoff(backoff_factor=5),
     timeout_seconds=300,
 )
-def mirror_run(run: int) -> bool:
-    """Copy this run's logbook row into the catalog; False when the logbook has none yet."""
+def mirror_run(run: int, tag: str) -> bool:
+    """Copy this run's logbook row into the catalog, and its kind and times onto the run
+    (quality compares runs of the same kind); False when the logbook has no row yet."""
     row = resources.logbook().get(run)
     if row is None:
         return False
-    resources.catalog().upsert_logbook([row])
+    catalog = resources.catalog()
+    catalog.upsert_logbook([row])
+    catalog.upsert_run(
+        run,
+        tag,
+        run_type=row.get("run_type"),
+        start_time=row.get("start_time"),
+        stop_time=row.get("stop_time"),
+        events=row.get("number_of_events"),
+    )
     return True
 
 

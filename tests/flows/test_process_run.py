@@ -42,7 +42,9 @@ def test_run_processed_end_to_end(plat, tmp_path):
     assert reco.state == "done" and reco.events == 8
     quality = plat.catalog.quality_report(run.run_number, "LNGS", version)
     assert quality.flag == result["quality_flag"]
-    assert plat.catalog.run(run.run_number, "LNGS").pedestal_run == pedestal_run.run_number
+    record = plat.catalog.run(run.run_number, "LNGS")
+    assert record.pedestal_run == pedestal_run.run_number
+    assert record.run_type == "simulation:fe55" and record.events == 8  # from the logbook
     # the tape copy really holds the raw bytes
     assert plat.tape.verify(run.key, run.checksums.adler32)
     # the merged chunks equal one reconstruct_file pass over the same input
