@@ -11,7 +11,8 @@ instead of inflating garbage.
 Measured on indexed_gzip 1.10.3: every zran read call starts again from the access point
 before it, so reading in small pieces is quadratic (1 MiB reads: 6x slower). Hence the
 index is built with `build_full_index()` (no output copied: faster than a gzip read) and
-readers get a buffer of 4 x spacing (indexed_gzip's own default): at most 1/4 extra inflate.
+the reader fetches spans of up to 4 x spacing (indexed_gzip's own buffer default), cut at
+`limit` (the end of the wanted chunk) so it does not inflate what nobody reads.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from .errors import MidasFormatError
 
 FINGERPRINT_BYTES = 64 << 10
 READ_BUFFER = 1 << 20  # compressed bytes per read of the underlying file
-BUFFERS_PER_SPACING = 4
+SPANS_PER_SPACING = 4
 
 
 @dataclass(frozen=True)
@@ -69,12 +70,16 @@ class _Guarded(io.RawIOBase):
 
     The stored file object is shared with MidasFile's other readers, so its position is
     put back where zran left it before every call (zran reads on without seeking).
+    Reads are served from spans of `span` bytes (never past `limit`, when set).
     """
 
-    def __init__(self, gz: Any, raw: IO[bytes], path: str | None) -> None:
+    def __init__(self, gz: Any, raw: IO[bytes], path: str | None, span: int = 0) -> None:
         super().__init__()
         self._gz, self._raw, self._path = gz, raw, path
         self._raw_position = raw.tell()
+        self.span, self.limit = span, None
+        self._buf, self._at = b"", 0  # the current span and the read position in it
+        self._next = 0  # uncompressed offset where the current span ends
 
     def call(self, method: Any, *args: Any) -> Any:
         self._raw.seek(self._raw_position)
@@ -96,13 +101,30 @@ class _Guarded(io.RawIOBase):
         return True
 
     def read(self, n: int = -1) -> bytes:
-        return self.call(self._gz.read, n)
+        avail = len(self._buf) - self._at
+        if 0 <= n <= avail:
+            self._at += n
+            return self._buf[self._at - n : self._at]
+        head, need = self._buf[self._at :], n - avail
+        want = self.span
+        if self.limit is not None and self.limit > self._next:
+            want = min(want, self.limit - self._next)
+        data = self.call(self._gz.read, -1 if n < 0 else max(need, want))
+        self._next += len(data)
+        self._buf, self._at = data, min(len(data), need) if n >= 0 else len(data)
+        return head + data[: self._at]
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        return self.call(self._gz.seek, offset, whence)
+        start = self._next - len(self._buf)
+        if whence == io.SEEK_SET and start <= offset <= self._next:
+            self._at = offset - start  # inside the current span: no zran call
+            return offset
+        self._buf, self._at = b"", 0
+        self._next = self.call(self._gz.seek, offset, whence)
+        return self._next
 
     def tell(self) -> int:
-        return self._gz.tell()
+        return self._next - (len(self._buf) - self._at)
 
     def close(self) -> None:  # the underlying file object stays open: it is not ours
         self._gz.close()
@@ -151,11 +173,8 @@ class GzipAccessIndex:
         if not verified:
             self.fingerprint.require(raw, path, "gzip access index")
         raw.seek(0)
-        gz = indexed_gzip.IndexedGzipFile(
-            fileobj=raw,
-            readbuf_size=READ_BUFFER,
-            buffer_size=BUFFERS_PER_SPACING * self.spacing,
-            auto_build=True,
+        gz = indexed_gzip.IndexedGzipFile(  # buffer_size=1: our spans are the buffer
+            fileobj=raw, readbuf_size=READ_BUFFER, buffer_size=1, auto_build=True
         )
         try:
             gz.import_index(fileobj=io.BytesIO(zlib.decompress(self.points)))
@@ -163,4 +182,4 @@ class GzipAccessIndex:
             gz.close()
             reason = f"gzip access index unusable: {error}"
             raise MidasFormatError(path, None, None, reason) from None
-        return _Guarded(gz, raw, path)
+        return _Guarded(gz, raw, path, SPANS_PER_SPACING * self.spacing)
