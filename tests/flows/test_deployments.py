@@ -91,3 +91,23 @@ def test_raw_arrival_starts_one_process_run_per_object(deployed):
     _arrived(other)
     wait_for(lambda: _runs_for(deployment["id"], other), timeout=60, what="the barrier run")
     assert len(_runs_for(deployment["id"], uri)) == 1
+
+
+def test_a_process_worker_runs_a_deployment_from_prefect_yaml(deployed, plat, prefect_api):
+    plat.simulate(runs=1, events=2)  # two logbook rows to mirror
+    run = api_post(f"deployments/{deployed['db-mirror']['id']}/create_flow_run", {})
+    env = {**os.environ, "PREFECT_API_URL": prefect_api}
+    prefect = str(Path(sys.executable).parent / "prefect")
+    worker = subprocess.run(
+        [prefect, "worker", "start", "--pool", POOL, "--run-once", "--type", "process"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert worker.returncode == 0, worker.stdout + worker.stderr
+
+    def finished():
+        (found,) = api_post("flow_runs/filter", {"flow_runs": {"id": {"any_": [run["id"]]}}})
+        return found if found["state_type"] in ("COMPLETED", "FAILED", "CRASHED") else None
+
+    state = wait_for(finished, timeout=120, what="the worker's flow run")
+    assert state["state_type"] == "COMPLETED", state["state"]
+    assert plat.catalog.logbook(2) is not None
