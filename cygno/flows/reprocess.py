@@ -3,11 +3,17 @@
 Each run: raw file back from tape if S3 no longer has it → reconstruct-run → quality.
 Outputs of the new version go beside the old ones (the key holds the version); runs
 that already have it are not selected. One run failing does not stop the others.
+
+Concurrency: at most ``max_parallel_runs`` runs at once (each its own subflow, in a
+thread), every run's chunks through its own task runner — 1 suits local processes (one
+run's chunks already fill the cores), more keeps a large HTCondor pool busy. The
+deployment itself allows one reprocess-runs at a time.
 """
 
 from __future__ import annotations
 
-from prefect import flow
+from prefect import flow, task
+from prefect.futures import wait
 from prefect.states import Completed, Failed
 
 from cygno.flows.reconstruct_run import reconstruct_run
@@ -32,6 +38,12 @@ def reprocess_run(raw: RawFile, config: RecoConfig) -> str | None:
     return quality(reco).flag if reco is not None else None
 
 
+@task(name="reprocess-in-parallel")
+def _reprocess_run_in_thread(raw: RawFile, config: RecoConfig) -> str | None:
+    """Lets several reprocess-run subflows run at once (a flow call blocks its thread)."""
+    return reprocess_run(raw, config)
+
+
 @flow(name="reprocess-runs")
 def reprocess(
     first_run: int | None = None,
@@ -39,12 +51,18 @@ def reprocess(
     tag: str = "LNGS",
     reco_version: str | None = None,
     reco_config: str | None = None,
+    max_parallel_runs: int = 1,
 ):
     """Every catalogued run in [first_run, last_run] (all when unset) lacking the version
     that ``reco_config`` (default: the settings') produces."""
     config = resolve_config(reco_config, reco_version)
     runs = select_runs(first_run, last_run, tag, version_of(config))
-    states = {raw.run: reprocess_run(raw, config, return_state=True) for raw in runs}
+    states = {}
+    for start in range(0, len(runs), max(1, max_parallel_runs)):
+        batch = runs[start : start + max(1, max_parallel_runs)]
+        futures = {raw.run: _reprocess_run_in_thread.submit(raw, config) for raw in batch}
+        wait(list(futures.values()))
+        states.update({run: future.state for run, future in futures.items()})
     failed = sorted(run for run, state in states.items() if not state.is_completed())
     done = len(states) - len(failed)
     if failed:

@@ -44,7 +44,10 @@ def test_reprocess_recalls_from_tape_and_adds_a_version(s3_plat, tmp_path):
     assert new != old
     numbers = [r.run_number for r in runs]
 
-    state = reprocess(numbers[0], numbers[-1], "LNGS", reco_config=str(variant), return_state=True)
+    state = reprocess(
+        numbers[0], numbers[-1], "LNGS", reco_config=str(variant), max_parallel_runs=2,
+        return_state=True,
+    )  # fmt: skip
 
     assert state.is_completed(), state.message
     assert plat.store.exists(runs[1].key)  # recalled from tape
