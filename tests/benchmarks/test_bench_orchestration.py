@@ -11,6 +11,7 @@ and the Prefect server are warm, as they are in production.
 from __future__ import annotations
 
 import io
+import os
 import sys
 import time
 from pathlib import Path
@@ -22,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # tests.flows.harn
 from tests.flows.harness import platform, prefect_server
 
 SHAPE = (2304, 2304)
-PICTURES = 40
+PICTURES = int(os.environ.get("CYGNO_BENCH_PICTURES", "40"))  # LIME runs: ~400
 
 
 def _pedestal(plat, run: int) -> None:
