@@ -13,8 +13,8 @@ from cygno.tasks.models import RawFile
 def _retry_unless_conflict(task, task_run, state) -> bool:
     try:
         state.result()
-    except TapeConflictError:
-        return False  # a different file already sits on tape: a human decides
+    except (TapeConflictError, FileNotFoundError):
+        return False  # a different file on tape, or none at all: a human decides
     except Exception:
         return True
     return True
@@ -51,6 +51,7 @@ def archive_to_tape(raw: RawFile, force: bool = False) -> str:
     name="recall-from-tape",
     retries=3,
     retry_delay_seconds=exponential_backoff(backoff_factor=30),
+    retry_condition_fn=_retry_unless_conflict,
     timeout_seconds=6 * 3600,
     tags=["tape"],
 )

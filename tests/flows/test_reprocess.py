@@ -61,3 +61,23 @@ def test_reprocess_recalls_from_tape_and_adds_a_version(s3_plat, tmp_path):
     # nothing lacks the new version any more: a second pass selects no run
     again = reprocess(numbers[0], numbers[-1], "LNGS", reco_config=str(variant), return_state=True)
     assert again.is_completed() and again.message.startswith("0 runs")
+
+
+def test_a_run_lost_everywhere_fails_alone(plat, tmp_path):
+    _, gone, kept = plat.simulate(runs=2, events=2)
+    for run in (gone, kept):
+        process_run(plat.store.uri(run.key))
+    plat.store.delete(gone.key)
+    plat.tape.delete(gone.key)
+    variant = tmp_path / "variant.toml"
+    text = (tmp_path / "platform" / "small.toml").read_text()
+    variant.write_text(re.sub(r"(?m)^nsigma = .*", "nsigma = 1.3", text))
+    new = reco_version(load_config(variant))
+
+    state = reprocess(reco_config=str(variant), return_state=True)  # every run lacking it
+
+    assert state.is_failed() and f"failed: [{gone.run_number}]" in state.message
+    assert plat.catalog.reco_output(kept.run_number, "LNGS", new).state == "done"
+    assert plat.catalog.reco_output(gone.run_number, "LNGS", new) is None
+    (failure,) = plat.catalog.run(gone.run_number, "LNGS").failures
+    assert failure.step == "reprocess" and failure.count == 1
