@@ -74,5 +74,9 @@ def ui_screenshots(ui_url: str, api_url: str, out_dir: Path) -> list[Path]:
     """The flow-runs page and the newest quality artifact of a running stack."""
     return [
         screenshot(f"{ui_url}/runs", out_dir / "prefect-flow-runs.png"),
-        screenshot(quality_artifact_url(ui_url, api_url), out_dir / "prefect-quality-artifact.png"),
+        screenshot(
+            quality_artifact_url(ui_url, api_url),
+            out_dir / "prefect-quality-artifact.png",
+            height=2600,
+        ),
     ]
