@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import time
 from pathlib import Path
 
@@ -49,6 +50,10 @@ def stack_status() -> None:
     console.print(table)
 
 
+def _interrupt(signum: int, frame) -> None:
+    raise KeyboardInterrupt
+
+
 @app.command()
 def demo(
     once: bool = typer.Option(False, "--once", help="Exit after the runs are processed."),
@@ -67,6 +72,10 @@ def demo(
 
     stack = _stack(s3)
     log = lambda m: console.print(f"[dim]{m}[/]")  # noqa: E731
+    # Ctrl+C, or a SIGTERM from a service manager, stops everything the demo started
+    # (SIGINT is ignored by default when the demo was launched in the background).
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _interrupt)
     try:
         addresses = stack.up(log=log)
         settings = demo_lib.adopt_stack_environment(stack)
