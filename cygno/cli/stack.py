@@ -58,7 +58,9 @@ def _interrupt(signum: int, frame) -> None:
 def demo(
     once: bool = typer.Option(False, "--once", help="Exit after the runs are processed."),
     runs: int = typer.Option(3, "--runs", min=1, help="Data runs to simulate."),
-    events: int = typer.Option(20, "--events", min=1, help="Pictures per data run."),
+    events: int = typer.Option(
+        40, "--events", min=1, help="Pictures per data run (⁵⁵Fe fits need ≥ 50 spots)."
+    ),
     pedestal_events: int = typer.Option(
         100, "--pedestal-events", min=100, help="Pictures in the pedestal run (≥ 100)."
     ),

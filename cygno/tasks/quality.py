@@ -93,6 +93,7 @@ def quality(reco: RecoOutput) -> QualityOutcome:
         prefix,
         pedestal=pedestal,
         reference=_reference(reco, store),
+        fe55=dq.fe55_from_logbook(resources.logbook().get(reco.run)),
         extra={"tag": reco.tag, "reco_version": reco.reco_version},
     )
     catalog.upsert_quality_report(
