@@ -49,23 +49,25 @@ def _write(path: Path, n_events: int, frames: list[np.ndarray], run: int = 1234)
         w.write_eor(run, {}, 1_700_000_100)
 
 
-def _gzip_read(path: Path) -> int:
+def _drain(f) -> int:
+    """Bytes read from a decompressing file object, 1 MiB at a time."""
     n = 0
-    with gzip.open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            n += len(block)
+    while block := f.read(1 << 20):
+        n += len(block)
     return n
+
+
+def _gzip_read(path: Path) -> int:
+    with gzip.open(path, "rb") as f:
+        return _drain(f)
 
 
 def _isal_read(path: Path) -> int:
     """The ceiling for one stream: isal's own gzip reader, no parsing at all."""
     from isal import igzip
 
-    n = 0
     with igzip.open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            n += len(block)
-    return n
+        return _drain(f)
 
 
 def _midas_read(path: Path) -> int:

@@ -130,6 +130,12 @@ def _place(rng: np.random.Generator, geom: Geometry, margin: float) -> np.ndarra
     )
 
 
+def _walk(angle: np.ndarray, step: float) -> np.ndarray:
+    """Points of a walk of equal steps in the given directions, centred on the origin."""
+    path = np.cumsum(np.column_stack([np.cos(angle), np.sin(angle)]) * step, axis=0)
+    return path - path.mean(axis=0)
+
+
 def fe55_spot(
     rng: np.random.Generator,
     geom: Geometry,
@@ -157,9 +163,7 @@ def electron_recoil(
     progress = np.arange(n) / n
     bend = rng.normal(0.0, 1.0, n) * (0.12 + 0.6 * progress**2)
     angle = rng.uniform(0, 2 * np.pi) + np.cumsum(bend)
-    step = range_px / n
-    path = np.cumsum(np.column_stack([np.cos(angle), np.sin(angle)]) * step, axis=0)
-    path -= path.mean(axis=0)
+    path = _walk(angle, range_px / n)
     drift, sigma = _diffusion(rng)
     half = np.abs(path).max(axis=0)
     centre = _place(rng, geom, float(half.max()) + 4 * sigma)
@@ -180,8 +184,7 @@ def nuclear_recoil(
     n = max(4, int(range_px))
     progress = np.arange(n) / n
     angle = rng.uniform(0, 2 * np.pi) + np.cumsum(rng.normal(0.0, 0.05, n))
-    path = np.cumsum(np.column_stack([np.cos(angle), np.sin(angle)]) * (range_px / n), axis=0)
-    path -= path.mean(axis=0)
+    path = _walk(angle, range_px / n)
     drift, sigma = _diffusion(rng)
     centre = _place(rng, geom, range_px + 4 * sigma)
     weights = 1.2 - progress  # recoils lose most energy at the start

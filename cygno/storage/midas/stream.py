@@ -69,7 +69,21 @@ class PlainSource:
         return n
 
 
-class _ZlibDecoder:
+class _Decoder:
+    """What the stream needs of a decompressor once its input has been fed."""
+
+    d: Any
+
+    @property
+    def eof(self) -> bool:
+        return self.d.eof
+
+    @property
+    def unused(self) -> bytes:
+        return self.d.unused_data
+
+
+class _ZlibDecoder(_Decoder):
     def __init__(self, module: Any) -> None:
         self.d = module.decompressobj(31)
         self.tail = b""
@@ -85,22 +99,13 @@ class _ZlibDecoder:
         self.tail = self.d.unconsumed_tail
         return out
 
-    @property
-    def eof(self) -> bool:
-        return self.d.eof
 
-    @property
-    def unused(self) -> bytes:
-        return self.d.unused_data
-
-
-class _BufferingDecoder:
+class _BufferingDecoder(_Decoder):
     """bz2 / lz4.frame decompressors, which keep unconsumed input internally."""
 
     def __init__(self, factory: Any) -> None:
         self.d = factory()
         self.pending = b""
-        self.tail = b""
 
     def needs_input(self) -> bool:
         return self.d.needs_input and not self.pending
@@ -112,14 +117,6 @@ class _BufferingDecoder:
         out = self.d.decompress(self.pending, max_length=max_len)
         self.pending = b""
         return out
-
-    @property
-    def eof(self) -> bool:
-        return self.d.eof
-
-    @property
-    def unused(self) -> bytes:
-        return self.d.unused_data
 
 
 def _lz4_factory() -> Any:
