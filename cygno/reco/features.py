@@ -59,7 +59,6 @@ INT_BRANCHES = frozenset(
     | {"sc_lstatus", "sc_tstatus", "sc_tracklike"}
 )
 _COL = {name: i for i, name in enumerate(BRANCHES)}
-_N_KERNEL = _COL["sc_tracklike"]  # the kernel fills every column before sc_tracklike
 
 # Gaussian fit status: converged, iteration limit reached, skipped (< 4 bins or no signal).
 FIT_OK, FIT_NOT_CONVERGED, FIT_SKIPPED = 0, 1, 2

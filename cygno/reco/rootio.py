@@ -14,7 +14,6 @@ import json
 import os
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -216,10 +215,3 @@ def merge(
             for data in _chunk_arrays(path, cluster_fields, step):
                 writer.extend_arrays(data)
     return Path(out)
-
-
-@contextmanager
-def open_events(path: str | os.PathLike) -> Iterator[Any]:
-    """The `Events` tree of a reco file (uproot), closed on exit."""
-    with uproot.open(path) as f:
-        yield f[TREE]

@@ -29,10 +29,6 @@ class Bank:
     type: int
     data: np.ndarray
 
-    @property
-    def type_name(self) -> str:
-        return TID_NAMES.get(self.type, f"TID{self.type}")
-
 
 @dataclass(frozen=True)
 class BankInfo:

@@ -40,11 +40,6 @@ class ValidationReport:
     def ok(self) -> bool:
         return not self.defects
 
-    def raise_first(self) -> None:
-        """Raise the first defect as MidasFormatError (no-op when the file is clean)."""
-        if self.defects:
-            raise self.defects[0].error(self.path)
-
 
 def validate(
     source: Any, *, max_event_size: int = MAX_EVENT_SIZE, progress: Any = None
