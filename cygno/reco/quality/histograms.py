@@ -1,0 +1,214 @@
+"""Reading a reco file's monitoring columns and building its histograms (``cygno.hist/1`` JSON)."""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import IO, Any
+
+import hist
+import numpy as np
+
+from cygno.reco.quality.common import (
+    HIST_SCHEMA,
+    QualityConfig,
+)
+
+# --------------------------------------------------------------------------- reading
+
+
+@dataclass(frozen=True)
+class RecoArrays:
+    """The columns of a reco file that monitoring needs, flattened to numpy."""
+
+    run: int | None
+    event: np.ndarray  # per picture
+    n_clusters: np.ndarray  # per picture
+    cmos_integral: np.ndarray  # per picture
+    sc_integral: np.ndarray  # per cluster
+    sc_length: np.ndarray
+    sc_width: np.ndarray
+    sc_tracklike: np.ndarray | None
+
+    @property
+    def pictures(self) -> int:
+        return len(self.n_clusters)
+
+
+def read_reco(source: str | os.PathLike[str] | bytes | IO[bytes]) -> RecoArrays:
+    """Read the monitoring columns of a reco ROOT file (path, bytes or open binary file)."""
+    import awkward as ak
+    import uproot
+
+    if isinstance(source, bytes | bytearray):
+        source = io.BytesIO(source)
+    with uproot.open(source) as root:
+        tree = root["Events"]
+        available = set(tree.keys())
+        wanted = [
+            "run",
+            "event",
+            "nSc",
+            "cmos_integral",
+            "sc_integral",
+            "sc_length",
+            "sc_width",
+            "sc_tracklike",
+        ]
+        missing = {"nSc", "sc_integral"} - available
+        if missing:
+            raise ValueError(f"reco file lacks branches {sorted(missing)}")
+        arrays = tree.arrays([name for name in wanted if name in available], library="ak")
+
+    def per_picture(name: str, default: float) -> np.ndarray:
+        if name in arrays.fields:
+            return ak.to_numpy(arrays[name]).astype(np.float64)
+        return np.full(len(arrays), default)
+
+    def per_cluster(name: str) -> np.ndarray | None:
+        if name not in arrays.fields:
+            return None
+        return ak.to_numpy(ak.flatten(arrays[name], axis=None)).astype(np.float64)
+
+    n_clusters = ak.to_numpy(arrays["nSc"]).astype(np.int64)
+    integral = per_cluster("sc_integral")
+    assert integral is not None
+    nan = np.full(len(integral), np.nan)
+    length = per_cluster("sc_length")
+    width = per_cluster("sc_width")
+    runs = per_picture("run", np.nan)
+    run = int(runs[0]) if len(runs) and np.isfinite(runs[0]) else None
+    return RecoArrays(
+        run=run,
+        event=per_picture("event", np.nan),
+        n_clusters=n_clusters,
+        cmos_integral=per_picture("cmos_integral", np.nan),
+        sc_integral=integral,
+        sc_length=nan if length is None else length,
+        sc_width=nan if width is None else width,
+        sc_tracklike=per_cluster("sc_tracklike"),
+    )
+
+
+# --------------------------------------------------------------------------- histograms
+
+
+def _log_axis(bins: int, lo_hi: tuple[float, float], name: str, label: str) -> hist.axis.Regular:
+    return hist.axis.Regular(
+        bins, lo_hi[0], lo_hi[1], transform=hist.axis.transform.log, name=name, label=label
+    )
+
+
+def _new(name: str, title: str, *axes: hist.axis.AxesMixin) -> hist.Hist:
+    return hist.Hist(*axes, storage=hist.storage.Double(), name=name, label=title)
+
+
+def _finite(values: np.ndarray) -> np.ndarray:
+    return values[np.isfinite(values)]
+
+
+def build_histograms(
+    data: RecoArrays, pedestal: Any | None = None, config: QualityConfig = QualityConfig()
+) -> dict[str, hist.Hist]:
+    """The run's monitoring histograms, keyed by name.
+
+    ``pedestal`` is anything with ``.mean`` and ``.sigma`` per-pixel maps
+    (``cygno.reco.pedestal.PedestalMaps``); without it the pedestal plots are skipped.
+    """
+    c = config
+    integral = _log_axis(c.integral_bins, c.integral_range, "integral", "cluster integral [ADC]")
+    spectrum = _new("sc_integral", "Cluster integral spectrum", integral)
+    spectrum.fill(_finite(data.sc_integral))
+
+    both = np.isfinite(data.sc_integral) & np.isfinite(data.sc_length)
+    length_vs_integral = _new(
+        "sc_length_vs_integral",
+        "Cluster length vs integral",
+        _log_axis(c.integral_bins // 2, c.integral_range, "integral", "cluster integral [ADC]"),
+        _log_axis(c.length_bins, c.length_range, "length", "cluster length [px]"),
+    )
+    length_vs_integral.fill(data.sc_integral[both], data.sc_length[both])
+
+    per_picture = _new(
+        "clusters_per_picture",
+        "Clusters per picture",
+        hist.axis.Integer(0, c.clusters_max, name="nSc", label="clusters per picture"),
+    )
+    per_picture.fill(data.n_clusters)
+
+    cmos = _new(
+        "cmos_integral",
+        "CMOS integral per picture (spark monitor)",
+        _log_axis(c.cmos_bins, c.cmos_range, "cmos_integral", "picture integral [ADC]"),
+    )
+    cmos.fill(_finite(data.cmos_integral))
+
+    histograms = {h.name: h for h in (spectrum, length_vs_integral, per_picture, cmos)}
+    if pedestal is not None:
+        mean = _new(
+            "pedestal_mean",
+            "Pedestal mean per pixel",
+            hist.axis.Regular(
+                c.pedestal_bins, *c.pedestal_range, name="mean", label="pedestal [ADC]"
+            ),
+        )
+        mean.fill(_finite(np.asarray(pedestal.mean, dtype=np.float64).ravel()))
+        noise = _new(
+            "pedestal_noise",
+            "Pedestal noise per pixel",
+            hist.axis.Regular(c.noise_bins, *c.noise_range, name="sigma", label="noise [ADC]"),
+        )
+        noise.fill(_finite(np.asarray(pedestal.sigma, dtype=np.float64).ravel()))
+        histograms.update({mean.name: mean, noise.name: noise})
+    return histograms
+
+
+def histogram_to_json(h: hist.Hist) -> dict[str, Any]:
+    """Serialise a 1D or 2D histogram to the ``cygno.hist/1`` schema (see module doc)."""
+    axes = [
+        {
+            "name": axis.name,
+            "label": axis.label,
+            "edges": [float(e) for e in axis.edges],
+            "log": _is_log(axis),
+        }
+        for axis in h.axes
+    ]
+    out: dict[str, Any] = {
+        "schema": HIST_SCHEMA,
+        "name": h.name,
+        "title": h.label,
+        "axes": axes,
+        "counts": h.values(flow=False).tolist(),
+        "entries": float(h.values(flow=True).sum()),
+    }
+    if h.ndim == 1:
+        flow = h.values(flow=True)
+        has_under = len(flow) > h.axes[0].size and h.axes[0].traits.underflow
+        out["underflow"] = float(flow[0]) if has_under else 0.0
+        out["overflow"] = float(flow[-1]) if h.axes[0].traits.overflow else 0.0
+    return out
+
+
+def histogram_from_json(data: Mapping[str, Any]) -> hist.Hist:
+    """Rebuild a histogram written by :func:`histogram_to_json` (exact edges, no flow)."""
+    if data.get("schema") != HIST_SCHEMA:
+        raise ValueError(f"not a {HIST_SCHEMA} histogram: schema={data.get('schema')!r}")
+    axes = [
+        hist.axis.Variable(
+            axis["edges"], name=axis["name"], label=axis["label"], metadata={"log": axis["log"]}
+        )
+        for axis in data["axes"]
+    ]
+    h = _new(data["name"], data["title"], *axes)
+    h.view(flow=False)[...] = np.asarray(data["counts"], dtype=np.float64)
+    return h
+
+
+def _is_log(axis: hist.axis.AxesMixin) -> bool:
+    if isinstance(axis.metadata, dict) and "log" in axis.metadata:
+        return bool(axis.metadata["log"])
+    transform = getattr(axis, "transform", None)
+    return transform is not None and "log" in repr(transform)
