@@ -26,12 +26,6 @@ def _shape(text: str) -> tuple[int, int]:
     return parts[0], parts[1]
 
 
-def _next_run(logbook) -> int:
-    """One past the highest run the logbook knows (1 for an empty logbook)."""
-    numbers = [row["run_number"] for row in logbook.runs_after(0)]
-    return max(numbers, default=0) + 1
-
-
 @app.command()
 def simulate(
     runs: int = typer.Option(3, "--runs", min=0, help="Data runs after the pedestal run."),
@@ -65,7 +59,7 @@ def simulate(
     store = ObjectStore.from_settings(settings)
     logbook = DaqLogbook(settings.daqdb_url)
     logbook.create_schema()
-    first = first_run if first_run is not None else _next_run(logbook)
+    first = first_run if first_run is not None else (logbook.last_run_number() or 0) + 1
     console = Console()
     columns = (
         TextColumn("run {task.fields[run]:05d}"),

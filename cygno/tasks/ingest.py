@@ -39,7 +39,7 @@ def raw_location(raw_uri: str) -> tuple[str, str, int]:
 
 
 def _quarantine(key: str, tag: str, run: int, reason: str, report) -> str:
-    store, catalog = resources.store(), resources.catalog()
+    store = resources.store()
     target = keys.quarantine_key(key)
     store.move(key, target)
     record = {
@@ -54,9 +54,16 @@ def _quarantine(key: str, tag: str, run: int, reason: str, report) -> str:
         "quarantined_at": datetime.now(UTC).isoformat(),
     }
     store.put_bytes(keys.quarantine_reason_key(target), json.dumps(record, indent=2).encode())
+    _catalogue(store.uri(target), tag, run, report, state="quarantined", reason=reason)
+    return target
+
+
+def _catalogue(uri: str, tag: str, run: int, report, **fields) -> None:
+    """Record the run and the raw file as ``report`` found it."""
+    catalog = resources.catalog()
     catalog.upsert_run(run, tag)
     catalog.upsert_raw_file(
-        uri=store.uri(target),
+        uri=uri,
         run=run,
         tag=tag,
         size=report.size,
@@ -64,10 +71,8 @@ def _quarantine(key: str, tag: str, run: int, reason: str, report) -> str:
         md5=report.md5,
         events=report.events,
         pictures=report.pictures,
-        state="quarantined",
-        reason=reason,
+        **fields,
     )
-    return target
 
 
 def _raise_missing(store, key: str) -> None:
@@ -106,18 +111,7 @@ def ingest(raw_uri: str) -> RawFile:
             reason += f" (+{len(report.defects) - 1} more defects)"
         target = _quarantine(key, tag, run, reason, report)
         raise CorruptRawFile(f"{reason}; moved to {target}")
-    catalog.upsert_run(run, tag)
-    catalog.upsert_raw_file(
-        uri=uri,
-        run=run,
-        tag=tag,
-        size=report.size,
-        adler32=report.adler32,
-        md5=report.md5,
-        events=report.events,
-        pictures=report.pictures,
-        state="ingested",
-    )
+    _catalogue(uri, tag, run, report, state="ingested")
     return RawFile(
         uri, key, run, tag, report.size, report.adler32, report.md5, report.events, report.pictures
     )
