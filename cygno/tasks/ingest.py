@@ -13,21 +13,15 @@ from prefect.tasks import exponential_backoff
 from cygno.storage import keys, midas
 from cygno.tasks import resources
 from cygno.tasks.models import RawFile
+from cygno.tasks.retry import retry_unless
 
 
 class CorruptRawFile(RuntimeError):
     """The raw file failed validation and was quarantined; the message says why."""
 
 
-def _retry_if_transient(task, task_run, state) -> bool:
-    """Corrupt or missing files do not get better by waiting; everything else might."""
-    try:
-        state.result()
-    except (CorruptRawFile, FileNotFoundError):
-        return False
-    except Exception:
-        return True
-    return True
+#: Corrupt or missing files do not get better by waiting; everything else might.
+_retry_if_transient = retry_unless(CorruptRawFile, FileNotFoundError)
 
 
 def raw_location(raw_uri: str) -> tuple[str, str, int]:

@@ -8,16 +8,10 @@ from prefect.tasks import exponential_backoff
 from cygno.storage.tape import TapeConflictError
 from cygno.tasks import resources
 from cygno.tasks.models import RawFile
+from cygno.tasks.retry import retry_unless
 
-
-def _retry_unless_conflict(task, task_run, state) -> bool:
-    try:
-        state.result()
-    except (TapeConflictError, FileNotFoundError):
-        return False  # a different file on tape, or none at all: a human decides
-    except Exception:
-        return True
-    return True
+#: A different file on tape, or none at all: a human decides.
+_retry_unless_conflict = retry_unless(TapeConflictError, FileNotFoundError)
 
 
 @task(
