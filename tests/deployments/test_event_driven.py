@@ -21,7 +21,7 @@ from starlette.testclient import TestClient
 from cygno.deployments.demo import minio_notification
 from cygno.deployments.local_stack import REPO_ROOT, WORK_POOL
 from cygno.deployments.webapp import create_app
-from tests.flows.harness import platform, wait_for
+from tests.flows.harness import platform, s3_overrides, wait_for
 
 pytestmark = pytest.mark.slow
 TOKEN = "e2e-bridge-token"
@@ -64,10 +64,7 @@ def worker_env(prefect_api, s3_server, tmp_path, monkeypatch):
     with platform(
         tmp_path / "platform",
         monkeypatch,
-        CYGNO_STORE_URL=f"s3://{bucket}",
-        CYGNO_S3_ENDPOINT_URL=s3_server.endpoint_url,
-        CYGNO_S3_ACCESS_KEY_ID=s3_server.key,
-        CYGNO_S3_SECRET_ACCESS_KEY=s3_server.secret,
+        **s3_overrides(s3_server, bucket),
         CYGNO_BRIDGE_TOKEN=TOKEN,
     ) as plat:
         env = {

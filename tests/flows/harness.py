@@ -127,6 +127,16 @@ def platform_env(root: Path, **overrides: str) -> dict[str, str]:
     return env
 
 
+def s3_overrides(s3_server, bucket: str) -> dict[str, str]:
+    """Settings that put the store in ``bucket`` on the moto S3 server."""
+    return {
+        "CYGNO_STORE_URL": f"s3://{bucket}",
+        "CYGNO_S3_ENDPOINT_URL": s3_server.endpoint_url,
+        "CYGNO_S3_ACCESS_KEY_ID": s3_server.key,
+        "CYGNO_S3_SECRET_ACCESS_KEY": s3_server.secret,
+    }
+
+
 @contextmanager
 def platform(root: Path, monkeypatch: pytest.MonkeyPatch, **overrides: str) -> Iterator[Platform]:
     """Point the settings (and every job process the runner starts) at ``root``."""

@@ -10,19 +10,13 @@ from cygno.flows.process_run import process_run
 from cygno.flows.reprocess import reprocess
 from cygno.reco.config import load_config, reco_version
 from cygno.storage import keys
-from tests.flows.harness import platform
+from tests.flows.harness import platform, s3_overrides
 
 
 @pytest.fixture
 def s3_plat(prefect_api, s3_server, tmp_path, monkeypatch):
-    bucket = s3_server.new_bucket()
     with platform(
-        tmp_path / "platform",
-        monkeypatch,
-        CYGNO_STORE_URL=f"s3://{bucket}",
-        CYGNO_S3_ENDPOINT_URL=s3_server.endpoint_url,
-        CYGNO_S3_ACCESS_KEY_ID=s3_server.key,
-        CYGNO_S3_SECRET_ACCESS_KEY=s3_server.secret,
+        tmp_path / "platform", monkeypatch, **s3_overrides(s3_server, s3_server.new_bucket())
     ) as plat:
         yield plat
 
