@@ -290,18 +290,23 @@ def test_closures_travel_by_value(tmp_path):
     assert payload.function_reference(trivial.fn) == payload.function_reference(jobfns.trivial)
 
 
-def test_local_backend_log_is_parsed_by_jobeventlog(tmp_path):
-    from cygno.tasks.runners.local import LocalScheduler
-
-    scheduler = LocalScheduler(max_workers=1)
-    spec = JobSpec(
+def _python_job(tmp_path, code: str) -> JobSpec:
+    """A one-line Python job with its log, output and error files in ``tmp_path``."""
+    return JobSpec(
         executable=sys.executable,
-        arguments=["-c", "print('hi')"],
+        arguments=["-c", code],
         log=tmp_path / "job.log",
         output=tmp_path / "job.out",
         error=tmp_path / "job.err",
         batch_name="b",
     )
+
+
+def test_local_backend_log_is_parsed_by_jobeventlog(tmp_path):
+    from cygno.tasks.runners.local import LocalScheduler
+
+    scheduler = LocalScheduler(max_workers=1)
+    spec = _python_job(tmp_path, "print('hi')")
     job = scheduler.submit(spec)
     deadline = time.time() + 30
     while scheduler.is_queued(job) and time.time() < deadline:
@@ -367,14 +372,7 @@ def test_submit_description_with_real_htcondor_submit(tmp_path):
 
 
 def test_unreachable_schedd_gives_a_clear_error(tmp_path):
-    spec = JobSpec(
-        executable=sys.executable,
-        arguments=["-c", "pass"],
-        log=tmp_path / "job.log",
-        output=tmp_path / "job.out",
-        error=tmp_path / "job.err",
-        batch_name="b",
-    )
+    spec = _python_job(tmp_path, "pass")
     with pytest.raises(SchedulerError, match=r"cannot reach HTCondor.*backend='local'"):
         HTCondorScheduler().submit(spec)
 
