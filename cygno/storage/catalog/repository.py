@@ -15,6 +15,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 RUN_FIELDS = ("pedestal_run", "run_type", "start_time", "stop_time", "events")
@@ -529,20 +531,16 @@ class Catalog:
     # --- queries ------------------------------------------------------------------------
 
     @staticmethod
+    def _record(record_type: type[R], row: Any, run: m.Run, **known: Any) -> R:
+        """A frozen record from an ORM row: run number and tag from its run, the other
+        fields by name from the row (or ``known``)."""
+        names = {f.name for f in fields(record_type)} - {"run", "tag"} - known.keys()
+        values = {name: getattr(row, name) for name in names}
+        return record_type(run=run.run_number, tag=run.tag, **known, **values)
+
+    @staticmethod
     def _raw_record(raw: m.RawFile, run: m.Run) -> RawFileRecord:
-        return RawFileRecord(
-            uri=raw.uri,
-            run=run.run_number,
-            tag=run.tag,
-            size=raw.size,
-            adler32=raw.adler32,
-            md5=raw.md5,
-            events=raw.events,
-            pictures=raw.pictures,
-            state=raw.state,
-            reason=raw.reason,
-            updated_at=raw.updated_at,
-        )
+        return Catalog._record(RawFileRecord, raw, run)
 
     @staticmethod
     def _tape_record(session: Session, copy: m.TapeCopy) -> TapeCopyRecord:
@@ -555,57 +553,19 @@ class Catalog:
 
     @staticmethod
     def _tape_record_of(copy: m.TapeCopy, raw: m.RawFile, run: m.Run) -> TapeCopyRecord:
-        return TapeCopyRecord(
-            tape_uri=copy.tape_uri,
-            raw_uri=raw.uri,
-            run=run.run_number,
-            tag=run.tag,
-            adler32=copy.adler32,
-            size=copy.size,
-            state=copy.state,
-            archived_at=copy.archived_at,
-            verified_at=copy.verified_at,
-        )
+        return Catalog._record(TapeCopyRecord, copy, run, raw_uri=raw.uri)
 
     @staticmethod
     def _reco_record(reco: m.RecoOutput, run: m.Run) -> RecoOutputRecord:
-        return RecoOutputRecord(
-            run=run.run_number,
-            tag=run.tag,
-            reco_version=reco.reco_version,
-            config_hash=reco.config_hash,
-            uri=reco.uri,
-            events=reco.events,
-            clusters=reco.clusters,
-            state=reco.state,
-            updated_at=reco.updated_at,
-        )
+        return Catalog._record(RecoOutputRecord, reco, run)
 
     @staticmethod
     def _quality_record(report: m.QualityReport, run: m.Run) -> QualityRecord:
-        return QualityRecord(
-            run=run.run_number,
-            tag=run.tag,
-            reco_version=report.reco_version,
-            uri=report.uri,
-            flag=report.flag,
-            reason=report.reason,
-            summary=report.summary,
-            updated_at=report.updated_at,
-        )
+        return Catalog._record(QualityRecord, report, run)
 
     @staticmethod
     def _failure_record(failure: m.RunFailure, run: m.Run) -> FailureRecord:
-        return FailureRecord(
-            run=run.run_number,
-            tag=run.tag,
-            step=failure.step,
-            message=failure.message,
-            count=failure.count,
-            abandoned=failure.abandoned,
-            first_failed_at=failure.first_failed_at,
-            last_failed_at=failure.last_failed_at,
-        )
+        return Catalog._record(FailureRecord, failure, run)
 
     def raw_file(self, uri: str) -> RawFileRecord | None:
         def work(session: Session) -> RawFileRecord | None:
