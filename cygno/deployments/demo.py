@@ -18,6 +18,7 @@ from urllib.parse import quote
 import httpx
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
+from prefect.client.schemas.objects import FlowRun
 
 from cygno.deployments.local_stack import LocalStack, StackAddresses
 from cygno.reco.simulate import SimulatedRun, simulate_one
@@ -26,7 +27,6 @@ from cygno.storage.catalog import Catalog
 from cygno.storage.daqdb import DaqLogbook
 from cygno.storage.objectstore import ObjectStore
 
-TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 DATA_KINDS = ("fe55", "mixed", "fe55", "muon")
 
 
@@ -91,28 +91,35 @@ def announce(stack: LocalStack, store: ObjectStore, run: SimulatedRun) -> str:
     return store.uri(run.key)
 
 
+def process_runs_of(uris: list[str]) -> dict[str, list[FlowRun]]:
+    """The process-run flow runs started for each raw URI, oldest first."""
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(
+            deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=["process-run"]))
+        )
+    found: dict[str, list[FlowRun]] = {uri: [] for uri in uris}
+    for flow_run in sorted(runs, key=lambda r: r.created or 0):
+        uri = (flow_run.parameters or {}).get("raw_uri")
+        if uri in found and flow_run.state is not None:
+            found[uri].append(flow_run)
+    return found
+
+
 def wait_for_flow_runs(
     uris: list[str], timeout: float, on_change: Callable[[dict[str, str]], None]
 ) -> dict[str, str]:
-    """State name of the process-run flow run of each raw URI, once all are final."""
+    """State name of the latest process-run flow run of each raw URI, once all are final."""
     states: dict[str, str] = {}
     deadline = time.monotonic() + timeout
-    with get_client(sync_client=True) as client:
-        while time.monotonic() < deadline:
-            runs = client.read_flow_runs(
-                deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=["process-run"])),
-            )
-            latest = {}
-            for flow_run in sorted(runs, key=lambda r: r.created or 0):
-                uri = (flow_run.parameters or {}).get("raw_uri")
-                if uri in uris and flow_run.state is not None:
-                    latest[uri] = flow_run.state.type.value
-            if latest != states:
-                states = latest
-                on_change(states)
-            if len(states) == len(uris) and set(states.values()) <= TERMINAL:
-                return states
-            time.sleep(2.0)
+    while time.monotonic() < deadline:
+        latest = {uri: runs[-1] for uri, runs in process_runs_of(uris).items() if runs}
+        current = {uri: run.state.type.value for uri, run in latest.items()}
+        if current != states:
+            states = current
+            on_change(states)
+        if len(latest) == len(uris) and all(run.state.is_final() for run in latest.values()):
+            return states
+        time.sleep(2.0)
     raise TimeoutError(f"runs not finished after {timeout:.0f} s: {states}")
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
-from cygno.deployments.demo import minio_notification
+from cygno.deployments.demo import minio_notification, process_runs_of
 from cygno.deployments.local_stack import REPO_ROOT, WORK_POOL
 from cygno.deployments.webapp import create_app
 from tests.flows.harness import platform, s3_overrides, wait_for
@@ -47,15 +47,8 @@ def _automation_loaded(name: str) -> bool:
         return any(a.enabled for a in client.read_automations_by_name(name))
 
 
-def _process_run_for(uri: str):
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
-
-    with get_client(sync_client=True) as client:
-        runs = client.read_flow_runs(
-            deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=["process-run"]))
-        )
-    return [r for r in runs if (r.parameters or {}).get("raw_uri") == uri]
+def _process_run_for(uri: str) -> list:
+    return process_runs_of([uri])[uri]
 
 
 @pytest.fixture
