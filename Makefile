@@ -25,8 +25,8 @@ bench: venv
 	$(BIN)/python -m pytest -q -m bench -s tests/benchmarks
 
 lint: venv
-	$(BIN)/ruff check cygno tests
-	$(BIN)/ruff format --check cygno tests
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .ruff_cache
