@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import sys
 import tempfile
 from datetime import timedelta
 from pathlib import Path
@@ -13,27 +14,44 @@ from prefect import task
 from prefect.context import TaskRunContext
 from prefect.tasks import exponential_backoff
 
+from cygno.htcondor_runner import HTCondorTaskRunner, RunnerOptions
 from cygno.reco import rootio
 from cygno.reco.config import RecoConfig, load_config, reco_version
 from cygno.storage import keys
 from cygno.storage.midas import EventIndex, MidasFile
 from cygno.tasks import jobs, resources
 from cygno.tasks.models import Chunk, ChunkOutput, Pedestal, RawFile, RecoOutput
-from cygno.tasks.runners.htcondor import HTCondorTaskRunner
+
+#: Non-secret settings a chunk job needs; copied from the flow's environment when set.
+JOB_PASS_ENV = (
+    "CYGNO_STORE_URL",
+    "CYGNO_S3_ENDPOINT_URL",
+    "CYGNO_RECO_CONFIG",
+    "CYGNO_CHUNK_EVENTS",
+    "NUMBA_CACHE_DIR",
+)
 
 
 def chunk_task_runner() -> HTCondorTaskRunner:
     """The task runner for reconstruct_chunk: local processes or an HTCondor pool."""
     s = resources.settings()
+    local = s.executor == "local"
     return HTCondorTaskRunner(
-        backend=s.executor,
-        max_workers=s.workers if s.executor == "local" else None,
-        schedd_name=s.htcondor_schedd,
-        collector=s.htcondor_collector,
-        python=s.htcondor_python,
-        container_image=s.htcondor_container_image,
-        request_memory_mb=s.htcondor_request_memory_mb,
-        forward_credentials=s.htcondor_forward_credentials,
+        RunnerOptions(
+            backend=s.executor,
+            max_workers=s.workers if local else None,
+            staging_url=s.store_url.rstrip("/") + "/staging",
+            storage_options=s.storage_options(),
+            job_dir=s.data_dir / "jobs",
+            pass_env=JOB_PASS_ENV,
+            schedd_name=s.htcondor_schedd,
+            collector=s.htcondor_collector,
+            python=s.htcondor_python or sys.executable,
+            container_image=s.htcondor_container_image,
+            request_memory_mb=s.htcondor_request_memory_mb,
+            # Local processes run on this host, beside the keys already.
+            forward_credentials=local or s.htcondor_forward_credentials,
+        )
     )
 
 

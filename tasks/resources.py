@@ -11,9 +11,9 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
+from cygno.htcondor_runner.payload import storage_options_from_env
 from cygno.settings import Settings, get_settings
 from cygno.storage.objectstore import ObjectStore
-from cygno.tasks.runners.payload import storage_options_from_env
 
 if TYPE_CHECKING:
     from cygno.storage.catalog import Catalog

@@ -20,7 +20,7 @@ def jobs(
     job_dir: Path | None = typer.Option(None, help="Job directory (default: <data_dir>/jobs)"),
 ) -> None:
     """List jobs that failed, were held, removed or vanished, or are running now."""
-    from cygno.tasks.runners.status import job_summaries
+    from cygno.htcondor_runner.status import job_summaries
 
     root = job_dir or get_settings().data_dir / "jobs"
     summaries = job_summaries(root) if root.exists() else []

@@ -18,7 +18,7 @@ def _kill_first_job(stop: threading.Event, killed: list[int]) -> None:
     while not stop.is_set() and not killed:
         for child in me.children(recursive=True):
             try:
-                if "cygno.tasks.runners.job" in " ".join(child.cmdline()):
+                if "cygno.htcondor_runner.job" in " ".join(child.cmdline()):
                     child.send_signal(signal.SIGKILL)
                     killed.append(child.pid)
                     return

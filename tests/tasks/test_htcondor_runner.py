@@ -21,16 +21,16 @@ from prefect.cache_policies import INPUTS, TASK_SOURCE
 from prefect.client.schemas.filters import LogFilter, LogFilterTaskRunId
 from prefect.logging.handlers import APILogHandler
 
-from cygno.tasks.runners import payload
-from cygno.tasks.runners.condor import HTCondorScheduler, submit_description
-from cygno.tasks.runners.htcondor import (
+from cygno.htcondor_runner import payload
+from cygno.htcondor_runner.condor import HTCondorScheduler, submit_description
+from cygno.htcondor_runner.runner import (
     HTCondorTaskRunner,
     JobHeldError,
     JobRemovedError,
     JobVanishedError,
     RemoteJobError,
 )
-from cygno.tasks.runners.scheduler import JobSpec, SchedulerError
+from cygno.htcondor_runner.scheduler import JobSpec, SchedulerError
 
 sys.path.insert(0, str(Path(__file__).parent))
 import test_runner_jobfns as jobfns
@@ -232,10 +232,10 @@ def test_flow_process_sigterm_removes_jobs(tmp_path):
         "import sys\n"
         f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
         "from prefect import flow, task\n"
-        "from cygno.tasks.runners.htcondor import HTCondorTaskRunner\n"
+        "from cygno.htcondor_runner import HTCondorTaskRunner\n"
         "import test_runner_jobfns as jobfns\n"
-        f"runner = HTCondorTaskRunner('local', 1, staging_url={(tmp_path / 's').as_uri()!r},"
-        f" job_dir={str(tmp_path / 'jobs')!r})\n"
+        "runner = HTCondorTaskRunner(backend='local', max_workers=1,"
+        f" staging_url={(tmp_path / 's').as_uri()!r}, job_dir={str(tmp_path / 'jobs')!r})\n"
         "@flow(task_runner=runner)\n"
         "def f():\n"
         f"    task(jobfns.sleep_with_pidfile).submit({str(pidfile)!r}, 120).wait()\n"
@@ -269,7 +269,7 @@ def test_job_entry_point_runs_without_prefect(tmp_path):
     payload.write_bytes(payload_uri, payload.dump_call(jobfns.imported_top_level_modules, (), {}))
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).parent))
     done = subprocess.run(
-        [sys.executable, "-m", "cygno.tasks.runners.job", payload_uri, result_uri],
+        [sys.executable, "-m", "cygno.htcondor_runner.job", payload_uri, result_uri],
         env=env,
         capture_output=True,
         text=True,
@@ -303,7 +303,7 @@ def _python_job(tmp_path, code: str) -> JobSpec:
 
 
 def test_local_backend_log_is_parsed_by_jobeventlog(tmp_path):
-    from cygno.tasks.runners.local import LocalScheduler
+    from cygno.htcondor_runner.local import LocalScheduler
 
     scheduler = LocalScheduler(max_workers=1)
     spec = _python_job(tmp_path, "print('hi')")
@@ -333,25 +333,24 @@ def test_submit_description_with_real_htcondor_submit(tmp_path):
         environment={"CYGNO_RECO_CONFIG": "lngs"},
         container_image="docker://cygno/reco:1",
         extra_submit={"accounting_group": "cygno"},
+        storage_options={"endpoint_url": "http://s3:9000", "key": "AKIA", "secret": "s3cr3t"},
     )
-    env = runner.job_environment(
-        {"endpoint_url": "http://s3:9000", "key": "AKIA", "secret": "s3cr3t"}
-    )
+    env = runner.job_environment()
     assert "s3cr3t" not in str(env) and "AKIA" not in str(env)
     assert "http://s3:9000" in env[payload.STORAGE_OPTIONS_ENV]
     spec = JobSpec(
         executable="/opt/venv/bin/python",
-        arguments=["-m", "cygno.tasks.runners.job", "s3://b/staging/p.pkl", "s3://b/r.pkl"],
+        arguments=["-m", "cygno.htcondor_runner.job", "s3://b/staging/p.pkl", "s3://b/r.pkl"],
         log=tmp_path / "job.log",
         output=tmp_path / "job.out",
         error=tmp_path / "job.err",
         batch_name="process-run-run01234",
-        request_cpus=runner.request_cpus,
-        request_memory_mb=runner.request_memory_mb,
-        request_disk_mb=runner.request_disk_mb,
+        request_cpus=runner.options.request_cpus,
+        request_memory_mb=runner.options.request_memory_mb,
+        request_disk_mb=runner.options.request_disk_mb,
         environment=env,
-        container_image=runner.container_image,
-        extra=runner.extra_submit,
+        container_image=runner.options.container_image,
+        extra=runner.options.extra_submit,
     )
     description = submit_description(spec)
     assert isinstance(description, htcondor2.Submit)
@@ -367,7 +366,7 @@ def test_submit_description_with_real_htcondor_submit(tmp_path):
     assert description["getenv"] == "false"
     assert description["container_image"] == "docker://cygno/reco:1"
     assert description["accounting_group"] == "cygno"
-    assert "cygno.tasks.runners.job s3://b/staging/p.pkl" in description["arguments"]
+    assert "cygno.htcondor_runner.job s3://b/staging/p.pkl" in description["arguments"]
     assert "queue" in str(description)
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typer.testing import CliRunner
 
 from cygno.cli import _register, app
-from cygno.tasks.runners.eventlog import HOLD_CODE_MEMORY, EventLogWriter
-from cygno.tasks.runners.status import job_summaries
+from cygno.htcondor_runner.eventlog import HOLD_CODE_MEMORY, EventLogWriter
+from cygno.htcondor_runner.status import job_summaries
 
 
 def test_job_summaries_and_cli(tmp_path):

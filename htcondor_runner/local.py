@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 
 import psutil
 
-from cygno.tasks.runners.eventlog import HOLD_CODE_MEMORY, HOLD_CODE_USER, EventLogWriter
-from cygno.tasks.runners.job import PARENT_PID_ENV
-from cygno.tasks.runners.scheduler import JobId, JobSpec, SchedulerError
+from .eventlog import HOLD_CODE_MEMORY, HOLD_CODE_USER, EventLogWriter
+from .job import PARENT_PID_ENV
+from .scheduler import JobId, JobSpec, SchedulerError
 
 logger = logging.getLogger(__name__)
 

@@ -3,11 +3,12 @@
 The Prefect task engine stays on the flow host for every submitted task (in a thread,
 as with ``ThreadPoolTaskRunner``), so states, retries, timeouts, caching and logs are
 Prefect's own. Only the task's function call travels: the runner gives the engine a
-copy of the task whose ``fn`` is a proxy that writes the call to ``staging/``, submits
-``python -m cygno.tasks.runners.job <payload> <result>`` to a scheduler backend, follows
-the job's HTCondor user log with ``htcondor2.JobEventLog`` (the same code path for the
-``htcondor`` and ``local`` backends), streams the job's stdout/stderr into the task run
-log, applies the hold policy, and returns the value or raises the remote exception.
+copy of the task whose ``fn`` is a proxy that writes the call to the staging area,
+submits ``python -m <this package>.job <payload> <result>`` to a scheduler backend,
+follows the job's HTCondor user log with ``htcondor2.JobEventLog`` (the same code path
+for the ``htcondor`` and ``local`` backends), streams the job's stdout/stderr into the
+task run log, applies the hold policy, and returns the value or raises the remote
+exception.
 
 Policies: a job held for memory is removed and resubmitted with twice the memory (up to
 ``max_memory_mb``); any other hold is released up to ``max_releases`` times, then the job
@@ -16,13 +17,7 @@ without a termination event has vanished and fails the task (so Prefect's retrie
 apply); cancelling the flow run (runner shutdown after an error, ``cancel_all``, a future's
 ``cancel``) removes its jobs.
 
-Pointing it at a real pool: ``backend="htcondor"`` with ``schedd_name=``/``collector=``
-(or the usual ``CONDOR_CONFIG`` / ``_CONDOR_SCHEDD_HOST`` / ``_CONDOR_COLLECTOR_HOST``
-and an IDTOKEN in ``_CONDOR_SEC_TOKEN_DIRECTORY`` on the flow host); ``python=`` the
-interpreter on the execute nodes (or ``container_image=`` an image with cygno installed);
-``staging_url=`` a place both sides reach (``s3://…`` with ``forward_credentials=True`` or
-credentials provided on the nodes, or a shared filesystem path). ``job_dir`` must be local
-to the flow host: HTCondor writes the user log there and transfers stdout/stderr back.
+This package imports nothing of the project that uses it: any Prefect project can carry it.
 """
 
 from __future__ import annotations
@@ -35,25 +30,25 @@ import os
 import pickle
 import re
 import shutil
-import sys
 import threading
 import time
 import uuid
 import weakref
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable
 from contextvars import copy_context
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import htcondor2
 from prefect._internal.uuid7 import uuid7
 from prefect.futures import PrefectConcurrentFuture, PrefectFuture
 from prefect.task_runners import TaskRunner
 
-from cygno.tasks.runners import payload
-from cygno.tasks.runners.eventlog import HOLD_CODE_MEMORY
-from cygno.tasks.runners.scheduler import JobId, JobSpec, Scheduler
+from . import payload
+from .eventlog import HOLD_CODE_MEMORY
+from .options import RunnerOptions
+from .scheduler import JobId, JobSpec, Scheduler
 
 if TYPE_CHECKING:
     import logging
@@ -61,16 +56,7 @@ if TYPE_CHECKING:
     from prefect.client.schemas.objects import RunInput
     from prefect.tasks import Task
 
-JOB_MODULE = "cygno.tasks.runners.job"
-
-# Non-secret variables a job may need; copied from the flow's environment when set.
-DEFAULT_PASS_ENV = (
-    "CYGNO_STORE_URL",
-    "CYGNO_S3_ENDPOINT_URL",
-    "CYGNO_RECO_CONFIG",
-    "CYGNO_CHUNK_EVENTS",
-    "NUMBA_CACHE_DIR",
-)
+JOB_MODULE = f"{__package__}.job"
 _SECRET_OPTION = re.compile(r"key|secret|token|password|credential", re.IGNORECASE)
 
 
@@ -165,81 +151,13 @@ class HTCondorFuture(PrefectConcurrentFuture[Any]):
 class HTCondorTaskRunner(TaskRunner[HTCondorFuture]):
     """Run each submitted task's function call as an HTCondor (or local) job.
 
-    Args:
-        backend: ``"htcondor"`` (a pool through ``htcondor2``) or ``"local"`` (local
-            processes writing the same user log).
-        max_workers: ``local``: processes at once (default: CPU count). ``htcondor``:
-            jobs in flight at once (default 200); the pool decides where they run.
-        staging_url: fsspec URL for payloads and results (default: the object store's
-            ``staging/``). Jobs on a pool must reach it (S3, or a shared filesystem).
-        storage_options: fsspec options for ``staging_url`` (default: the settings').
-        job_dir: local directory of user logs and stdout/stderr (default ``data/jobs``).
-        request_cpus, request_memory_mb, request_disk_mb: the job's requests.
-        max_memory_mb: cap for memory-hold resubmissions (memory doubles each time).
-        max_releases: how often a (non-memory) held job is released before removal.
-        environment: extra variables for the job. With ``pass_env``, the names copied
-            from the flow's environment; nothing else from it reaches a pool job.
-        forward_credentials: put the staging credentials in the job environment (off:
-            pool jobs get only non-secret storage options, e.g. the endpoint).
-        python: interpreter on the execute node (default: this venv's).
-        container_image: HTCondor ``container_image`` for pool jobs.
-        extra_submit: more submit commands (``requirements``, ``accounting_group``…).
-        schedd_name, collector: where the schedd is (default: the local configuration).
-        poll_seconds: longest pause between reads of a job's log.
-        queue_check_seconds: how often to ask the scheduler whether a silent job still
-            exists (vanished-job detection; default 0.5 local, 60 htcondor).
-        keep_job_files: keep logs/stdout/stderr of successful jobs too.
+    ``HTCondorTaskRunner(RunnerOptions(backend="htcondor", ...))``, or the same fields
+    as keywords: ``HTCondorTaskRunner(backend="local", max_workers=2)``.
     """
 
-    def __init__(
-        self,
-        backend: Literal["local", "htcondor"] = "local",
-        max_workers: int | None = None,
-        *,
-        staging_url: str | None = None,
-        storage_options: Mapping[str, Any] | None = None,
-        job_dir: str | os.PathLike[str] | None = None,
-        request_cpus: int = 1,
-        request_memory_mb: int = 2048,
-        request_disk_mb: int = 4096,
-        max_memory_mb: int = 32768,
-        max_releases: int = 1,
-        environment: Mapping[str, str] | None = None,
-        pass_env: Sequence[str] = DEFAULT_PASS_ENV,
-        forward_credentials: bool = False,
-        python: str | None = None,
-        container_image: str | None = None,
-        extra_submit: Mapping[str, str] | None = None,
-        schedd_name: str | None = None,
-        collector: str | None = None,
-        poll_seconds: float | None = None,
-        queue_check_seconds: float | None = None,
-        keep_job_files: bool = False,
-    ):
+    def __init__(self, options: RunnerOptions | None = None, **fields: Any):
         super().__init__()
-        if backend not in ("local", "htcondor"):
-            raise ValueError(f"backend must be 'local' or 'htcondor', not {backend!r}")
-        self.backend = backend
-        self.max_workers = max_workers or ((os.cpu_count() or 1) if backend == "local" else 200)
-        self.staging_url = staging_url
-        self.storage_options = dict(storage_options) if storage_options is not None else None
-        self.job_dir = Path(job_dir) if job_dir is not None else None
-        self.request_cpus = request_cpus
-        self.request_memory_mb = request_memory_mb
-        self.request_disk_mb = request_disk_mb
-        self.max_memory_mb = max_memory_mb
-        self.max_releases = max_releases
-        self.environment = dict(environment or {})
-        self.pass_env = tuple(pass_env)
-        self.forward_credentials = forward_credentials
-        self.python = python or sys.executable
-        self.container_image = container_image
-        self.extra_submit = dict(extra_submit or {})
-        self.schedd_name = schedd_name
-        self.collector = collector
-        self.poll_seconds = poll_seconds or (0.2 if backend == "local" else 2.0)
-        self.queue_check_seconds = queue_check_seconds or (0.5 if backend == "local" else 60.0)
-        self.keep_job_files = keep_job_files
+        self.options = replace(options, **fields) if options else RunnerOptions(**fields)
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._scheduler: Scheduler | None = None
         self._active: dict[uuid.UUID, _Active] = {}
@@ -251,53 +169,28 @@ class HTCondorTaskRunner(TaskRunner[HTCondorFuture]):
 
     # --- TaskRunner API -------------------------------------------------------------
 
-    def _config(self) -> dict[str, Any]:
-        names = [
-            "backend",
-            "max_workers",
-            "staging_url",
-            "storage_options",
-            "job_dir",
-            "request_cpus",
-            "request_memory_mb",
-            "request_disk_mb",
-            "max_memory_mb",
-            "max_releases",
-            "environment",
-            "pass_env",
-            "forward_credentials",
-            "python",
-            "container_image",
-            "extra_submit",
-            "schedd_name",
-            "collector",
-            "poll_seconds",
-            "queue_check_seconds",
-            "keep_job_files",
-        ]
-        return {name: getattr(self, name) for name in names}
-
     def duplicate(self) -> Self:
-        twin = type(self)(**self._config())
+        twin = type(self)(self.options)
         # The flow engine cancels through the flow's own runner instance on SIGTERM,
         # while the jobs belong to the duplicate it entered: keep a way from one to other.
         self._duplicates.add(twin)
         return twin
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, HTCondorTaskRunner) and self._config() == other._config()
+        return isinstance(other, HTCondorTaskRunner) and self.options == other.options
 
     __hash__ = object.__hash__
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"config": self._config()}
+        return {"options": self.options}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(**state["config"])
+        self.__init__(state["options"])
 
     def __enter__(self) -> Self:
         super().__enter__()
-        threads = 2 * self.max_workers if self.backend == "local" else self.max_workers
+        o = self.options
+        threads = 2 * o.max_workers if o.backend == "local" else o.max_workers
         self._closing = False
         self._executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=threads, thread_name_prefix="htcondor-task"
@@ -386,50 +279,34 @@ class HTCondorTaskRunner(TaskRunner[HTCondorFuture]):
         return call_as_job
 
     def _make_scheduler(self) -> Scheduler:
-        if self.backend == "local":
-            from cygno.tasks.runners.local import LocalScheduler
+        o = self.options
+        if o.backend == "local":
+            from .local import LocalScheduler
 
-            return LocalScheduler(max_workers=self.max_workers)
-        from cygno.tasks.runners.condor import HTCondorScheduler
+            return LocalScheduler(max_workers=o.max_workers)
+        from .condor import HTCondorScheduler
 
-        return HTCondorScheduler(schedd_name=self.schedd_name, collector=self.collector)
+        return HTCondorScheduler(schedd_name=o.schedd_name, collector=o.collector)
 
-    def _staging(self) -> tuple[str, dict]:
-        if self.staging_url is not None:
-            return self.staging_url.rstrip("/"), dict(self.storage_options or {})
-        from cygno.settings import get_settings
+    def job_environment(self) -> dict[str, str]:
+        """The job's whole environment, the same for a local and a pool job: the
+        ``pass_env`` names, thread counts, staging options, ``environment``.
 
-        settings = get_settings()
-        options = self.storage_options
-        return settings.store_url.rstrip("/") + "/staging", dict(
-            options if options is not None else settings.storage_options()
-        )
-
-    def _job_root(self) -> Path:
-        if self.job_dir is not None:
-            return self.job_dir
-        from cygno.settings import get_settings
-
-        return get_settings().data_dir / "jobs"
-
-    def job_environment(self, storage_options: dict) -> dict[str, str]:
-        """The job's environment: whitelisted names, thread counts, staging options.
-
-        Pool jobs get the staging credentials only with ``forward_credentials``.
+        Staging credentials travel only with ``forward_credentials``.
         """
-        env = {name: os.environ[name] for name in self.pass_env if name in os.environ}
-        threads = str(self.request_cpus)
+        o = self.options
+        env = {name: os.environ[name] for name in o.pass_env if name in os.environ}
+        threads = str(o.request_cpus)
         env.setdefault("OMP_NUM_THREADS", threads)
         env.setdefault("NUMBA_NUM_THREADS", threads)
-        if self.backend == "local" or self.forward_credentials:
-            options = storage_options
-        else:
-            options = {k: v for k, v in storage_options.items() if not _SECRET_OPTION.search(k)}
+        options = o.storage_options
+        if not o.forward_credentials:
+            options = {k: v for k, v in options.items() if not _SECRET_OPTION.search(k)}
         if options:
             env[payload.STORAGE_OPTIONS_ENV] = json.dumps(
                 options, sort_keys=True, separators=(",", ":")
             )
-        env.update(self.environment)
+        env.update(o.environment)
         return env
 
     def _call_remotely(self, fn: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
@@ -444,9 +321,9 @@ class HTCondorTaskRunner(TaskRunner[HTCondorFuture]):
         logger = get_run_logger()
         batch = _safe_name(flow_ctx.flow_run.name if flow_ctx and flow_ctx.flow_run else "adhoc")
         attempt = f"{task_run.id}-{task_run.run_count}"
-        staging_url, options = self._staging()
-        stage = f"{staging_url}/{attempt}"
-        workdir = self._job_root() / batch / f"{_safe_name(task_run.name)}-{attempt}"
+        options = self.options.storage_options
+        stage = f"{self.options.staging_url.rstrip('/')}/{attempt}"
+        workdir = self.options.job_dir / batch / f"{_safe_name(task_run.name)}-{attempt}"
         payload_uri, result_uri = f"{stage}/payload.pkl", f"{stage}/result.pkl"
         payload.write_bytes(payload_uri, payload.dump_call(fn, args, kwargs), options)
         succeeded = False
@@ -458,7 +335,7 @@ class HTCondorTaskRunner(TaskRunner[HTCondorFuture]):
             return value
         finally:
             payload.delete_tree(stage, options)
-            if succeeded and not self.keep_job_files:
+            if succeeded and not self.options.keep_job_files:
                 shutil.rmtree(workdir, ignore_errors=True)
 
     def _run_job(
@@ -475,25 +352,25 @@ class HTCondorTaskRunner(TaskRunner[HTCondorFuture]):
         scheduler = self._scheduler
         if scheduler is None or self._closing:
             raise JobRemovedError("the task runner is shut down; no job was submitted")
-        memory = self.request_memory_mb
-        environment = self.job_environment(options)
+        memory = self.options.request_memory_mb
+        environment = self.job_environment()
         submission = 0
         while True:
             submission += 1
             spec = JobSpec(
-                executable=self.python,
+                executable=self.options.python,
                 arguments=["-m", JOB_MODULE, payload_uri, result_uri],
                 log=workdir / f"job-{submission}.log",
                 output=workdir / f"job-{submission}.out",
                 error=workdir / f"job-{submission}.err",
                 batch_name=batch,
-                request_cpus=self.request_cpus,
+                request_cpus=self.options.request_cpus,
                 request_memory_mb=memory,
-                request_disk_mb=self.request_disk_mb,
+                request_disk_mb=self.options.request_disk_mb,
                 environment=environment,
-                container_image=self.container_image,
+                container_image=self.options.container_image,
                 description=task_run_name,
-                extra=self.extra_submit,
+                extra=self.options.extra_submit,
             )
             spec.log.parent.mkdir(parents=True, exist_ok=True)
             spec.log.touch()
@@ -504,7 +381,7 @@ class HTCondorTaskRunner(TaskRunner[HTCondorFuture]):
                 self._remove_job(task_run_id, "flow run cancelled or shut down")
             logger.info(
                 "%s job %s submitted (batch %s, %d cpu, %d MB memory, log %s)",
-                self.backend,
+                self.options.backend,
                 job,
                 batch,
                 spec.request_cpus,
@@ -521,11 +398,10 @@ class HTCondorTaskRunner(TaskRunner[HTCondorFuture]):
                 with self._lock:
                     self._active.pop(task_run_id, None)
             if outcome == "memory":
-                if memory >= self.max_memory_mb:
-                    raise JobHeldError(
-                        f"job {job} held for memory at the cap of {self.max_memory_mb} MB: {detail}"
-                    )
-                memory = min(2 * memory, self.max_memory_mb)
+                cap = self.options.max_memory_mb
+                if memory >= cap:
+                    raise JobHeldError(f"job {job} held for memory at the {cap} MB cap: {detail}")
+                memory = min(2 * memory, cap)
                 logger.warning("job %s held: %s; resubmitting with %d MB", job, detail, memory)
                 continue
             return self._outcome(job, outcome, detail, spec, result_uri, options)
@@ -535,15 +411,15 @@ class HTCondorTaskRunner(TaskRunner[HTCondorFuture]):
     ) -> Any:
         if outcome == "held":
             raise JobHeldError(
-                f"job {job} was held and removed after {self.max_releases} "
+                f"job {job} was held and removed after {self.options.max_releases} "
                 f"release(s); hold reason: {detail}"
             )
         if outcome == "aborted":
             raise JobRemovedError(f"job {job} was removed: {detail}")
         if outcome == "vanished":
             raise JobVanishedError(
-                f"job {job} vanished: the {self.backend} scheduler no longer knows it and its "
-                f"log {spec.log} has no termination event (last event: {detail})"
+                f"job {job} vanished: the {self.options.backend} scheduler no longer knows it and "
+                f"its log {spec.log} has no termination event (last event: {detail})"
             )
         if detail != 0:
             raise JobFailedError(
@@ -580,7 +456,7 @@ class HTCondorTaskRunner(TaskRunner[HTCondorFuture]):
         tails = {"stdout": _Tail(spec.output), "stderr": _Tail(spec.error)}
         state = {"releases": 0, "last": "none"}
         pause = 0.01
-        next_queue_check = time.monotonic() + self.queue_check_seconds
+        next_queue_check = time.monotonic() + self.options.queue_check_seconds
 
         def pump(final: bool = False) -> None:
             for stream, tail in tails.items():
@@ -601,7 +477,7 @@ class HTCondorTaskRunner(TaskRunner[HTCondorFuture]):
                 if _is_memory_hold(int(event.get("HoldReasonCode", 0)), reason):
                     scheduler.remove(job, "held for memory; resubmitting with more")
                     return "memory", reason
-                if state["releases"] >= self.max_releases:
+                if state["releases"] >= self.options.max_releases:
                     scheduler.remove(job, f"held: {reason}")
                     return "held", reason
                 state["releases"] += 1
@@ -628,7 +504,7 @@ class HTCondorTaskRunner(TaskRunner[HTCondorFuture]):
             while True:
                 progressed, outcome = read()
                 if outcome is None and time.monotonic() >= next_queue_check:
-                    next_queue_check = time.monotonic() + self.queue_check_seconds
+                    next_queue_check = time.monotonic() + self.options.queue_check_seconds
                     if not scheduler.is_queued(job):
                         # The scheduler may have written its last event just before
                         # forgetting the job: read the log once more before judging.
@@ -637,7 +513,7 @@ class HTCondorTaskRunner(TaskRunner[HTCondorFuture]):
                     pump(final=True)
                     return outcome
                 pump()
-                pause = 0.01 if progressed else min(self.poll_seconds, pause * 1.5)
+                pause = 0.01 if progressed else min(self.options.poll_seconds, pause * 1.5)
                 scheduler.wait(job, pause)
         finally:
             events.close()

@@ -25,7 +25,7 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 PROTOCOL_VERSION = 1
-STORAGE_OPTIONS_ENV = "CYGNO_STAGING_STORAGE_OPTIONS"
+STORAGE_OPTIONS_ENV = "HTCONDOR_RUNNER_STORAGE_OPTIONS"
 
 
 class PayloadError(RuntimeError):

@@ -15,7 +15,7 @@ import time
 
 import htcondor2
 
-from cygno.tasks.runners.scheduler import JobId, JobSpec, SchedulerError
+from .scheduler import JobId, JobSpec, SchedulerError
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ def submit_description(spec: JobSpec) -> htcondor2.Submit:
         "stream_error": "true",
     }
     if spec.description:
-        description["+CygnoTaskRun"] = _classad_string(spec.description)
+        description["+PrefectTaskRun"] = _classad_string(spec.description)
     if spec.container_image:
         description["container_image"] = spec.container_image
     description.update(spec.extra)

@@ -1,4 +1,4 @@
-"""Job entry point: ``python -m cygno.tasks.runners.job <payload-uri> <result-uri>``.
+"""Job entry point: ``python -m <this package>.job <payload-uri> <result-uri>``.
 
 Runs on a worker node with no Prefect at all (it imports only the payload protocol and
 the called function's own module): load the call, run it, write the value or the
@@ -16,9 +16,9 @@ import threading
 import time
 import traceback
 
-from cygno.tasks.runners import payload
+from . import payload
 
-PARENT_PID_ENV = "CYGNO_JOB_PARENT_PID"
+PARENT_PID_ENV = "HTCONDOR_RUNNER_PARENT_PID"
 EXIT_INFRASTRUCTURE = 3
 
 
@@ -36,7 +36,7 @@ def run(payload_uri: str, result_uri: str) -> int:
         fn, args, kwargs = payload.load_call(payload.read_bytes(payload_uri, options))
     except Exception:
         traceback.print_exc()
-        print(f"cygno job: cannot load the payload {payload_uri}", file=sys.stderr)
+        print(f"htcondor_runner job: cannot load the payload {payload_uri}", file=sys.stderr)
         return EXIT_INFRASTRUCTURE
     try:
         data = payload.dump_value(fn(*args, **kwargs))
@@ -49,7 +49,7 @@ def run(payload_uri: str, result_uri: str) -> int:
         payload.write_bytes(result_uri, data, options)
     except Exception:
         traceback.print_exc()
-        print(f"cygno job: cannot write the result {result_uri}", file=sys.stderr)
+        print(f"htcondor_runner job: cannot write the result {result_uri}", file=sys.stderr)
         return EXIT_INFRASTRUCTURE
     return 0
 
@@ -57,9 +57,7 @@ def run(payload_uri: str, result_uri: str) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 2:
-        print(
-            "usage: python -m cygno.tasks.runners.job <payload-uri> <result-uri>", file=sys.stderr
-        )
+        print(f"usage: python -m {__spec__.name} <payload-uri> <result-uri>", file=sys.stderr)
         return 2
     parent = os.environ.get(PARENT_PID_ENV)
     if parent:

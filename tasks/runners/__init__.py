@@ -1,1 +1,0 @@
-"""Task runners that send task function calls to batch systems."""
