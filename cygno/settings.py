@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -40,7 +40,28 @@ class Settings(BaseSettings):
         default_factory=lambda: f"sqlite:///{_data_dir() / 'daq.db'}",
     )
     tape_url: str = Field(default_factory=lambda: (_data_dir() / "tape").as_uri())
-    tape_recall_seconds: float = 1.0
+    tape_recall_seconds: float = Field(
+        default=1.0, description="Simulated recall latency of the local HSM"
+    )
+    tape_hsm_state_url: str | None = Field(
+        default=None, description="Local HSM records, outside the tape namespace (<tape>.hsm)"
+    )
+    tape_token_file: Path | None = Field(
+        default=None,
+        validation_alias=AliasChoices("CYGNO_TAPE_TOKEN_FILE", "BEARER_TOKEN_FILE"),
+        description="Bearer token file of a davs:// tape (re-read on renewal)",
+    )
+    tape_token: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("CYGNO_TAPE_TOKEN", "BEARER_TOKEN")
+    )
+    tape_rest_url: str | None = Field(
+        default=None, description="WLCG Tape REST API, e.g. https://host:8443/api/v1"
+    )
+    tape_ca_path: str | None = Field(
+        default=None, description="CA bundle file or directory (IGTF) for the tape's TLS"
+    )
+    tape_stage_poll_seconds: float = 30.0
+    tape_stage_timeout_seconds: float = 6 * 3600.0
     executor: Literal["local", "htcondor"] = "local"
     workers: int = Field(default_factory=lambda: os.cpu_count() or 1)
     chunk_events: int = 50

@@ -18,7 +18,7 @@ from cygno.storage.objectstore import ObjectStore
 if TYPE_CHECKING:
     from cygno.storage.catalog import Catalog
     from cygno.storage.daqdb import DaqLogbook
-    from cygno.storage.tape import TapeArchive
+    from cygno.storage.tape import TapeEndpoint
 
 
 def settings() -> Settings:
@@ -55,8 +55,40 @@ def logbook() -> DaqLogbook:
     return _logbook(get_settings().daqdb_url)
 
 
-def tape() -> TapeArchive:
-    from cygno.storage.tape import TapeArchive
-
+def tape() -> TapeEndpoint:
+    """The tape endpoint ``CYGNO_TAPE_URL`` names: ``davs://``/``https://`` is StoRM
+    WebDAV (bearer token, Tape REST recalls), anything else the local HSM emulator."""
     s = get_settings()
-    return TapeArchive(s.tape_url, s.tape_recall_seconds)
+    if s.tape_url.split("://", 1)[0] not in ("davs", "dav", "https", "http"):
+        from cygno.storage.tape import LocalHsm
+
+        return LocalHsm(s.tape_url, s.tape_recall_seconds, state_url=s.tape_hsm_state_url)
+    return _webdav_tape(s)
+
+
+def _webdav_tape(s: Settings) -> TapeEndpoint:
+    import ssl
+    from pathlib import Path
+
+    from cygno.storage.tape import BearerToken, WebDavTape
+
+    if s.tape_token_file is not None:
+        token = BearerToken(path=s.tape_token_file)
+    elif s.tape_token is not None:
+        token = BearerToken(value=s.tape_token.get_secret_value())
+    else:
+        token = None  # anonymous, or a server that authenticates otherwise
+    verify: bool | ssl.SSLContext = True
+    if s.tape_ca_path:
+        ca = Path(s.tape_ca_path)
+        verify = ssl.create_default_context(
+            capath=str(ca) if ca.is_dir() else None, cafile=None if ca.is_dir() else str(ca)
+        )
+    return WebDavTape(
+        s.tape_url,
+        token,
+        rest_url=s.tape_rest_url,
+        verify=verify,
+        poll_seconds=s.tape_stage_poll_seconds,
+        stage_timeout_seconds=s.tape_stage_timeout_seconds,
+    )

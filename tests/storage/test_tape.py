@@ -1,4 +1,4 @@
-"""The tape archive: archive with read-back, HSM migration and recall, verify, listing."""
+"""The local HSM emulator: archive with read-back, migration and recall, verify, listing."""
 
 from __future__ import annotations
 
@@ -8,10 +8,9 @@ import zlib
 
 import pytest
 
-from cygno.settings import Settings
 from cygno.storage.objectstore import ObjectStore
 from cygno.storage.tape import (
-    TapeArchive,
+    LocalHsm,
     TapeChecksumError,
     TapeConflictError,
     TapeOfflineError,
@@ -26,8 +25,8 @@ def store(tmp_path) -> ObjectStore:
 
 
 @pytest.fixture
-def tape(tmp_path) -> TapeArchive:
-    return TapeArchive((tmp_path / "tape").as_uri(), recall_seconds=0.2)
+def tape(tmp_path) -> LocalHsm:
+    return LocalHsm((tmp_path / "tape").as_uri(), recall_seconds=0.2)
 
 
 @pytest.fixture
@@ -131,10 +130,21 @@ def test_list_shows_state_size_and_namespace_checksum(store, tape, data):
     assert [e.key for e in tape.list("raw/LNF/")] == ["raw/LNF/run00001.mid.gz"]
 
 
-def test_keys_are_validated_and_the_namespace_is_not_a_file(tape):
-    for key in ("../x", "/abs", ".hsm/raw/LNGS/run01234.mid.gz.json"):
+def test_keys_are_validated(tape):
+    for key in ("../x", "/abs", "raw//x", "davs://host/x"):
         with pytest.raises(ValueError):
             tape.state(key)
+
+
+def test_the_hsm_records_live_outside_the_tape_namespace(store, tape, data, tmp_path):
+    tape.archive(store, KEY)
+    tape.migrate()
+    on_tape = sorted(p.relative_to(tmp_path / "tape") for p in (tmp_path / "tape").rglob("*"))
+    assert [str(p) for p in on_tape] == ["raw", "raw/LNGS", KEY]
+    assert (tmp_path / "tape.hsm" / f"{KEY}.json").is_file()
+    elsewhere = LocalHsm((tmp_path / "t2").as_uri(), 0.0, state_url=(tmp_path / "db").as_uri())
+    elsewhere.archive(store, KEY)
+    assert (tmp_path / "db" / f"{KEY}.json").is_file()
 
 
 def test_archive_from_s3_into_tape(s3_server, tape):
@@ -149,17 +159,10 @@ def test_archive_from_s3_into_tape(s3_server, tape):
     assert store.get_bytes(KEY) == payload
 
 
-def test_from_settings(tmp_path):
-    settings = Settings(tape_url=(tmp_path / "t").as_uri(), tape_recall_seconds=0.5)
-    tape = TapeArchive.from_settings(settings)
-    assert tape.recall_seconds == 0.5
-    assert (tmp_path / "t").is_dir()
-
-
 def test_the_tape_endpoint_can_be_any_fsspec_url(s3_server, store, data):
     """Same HSM behaviour on a remote endpoint (here S3), not just a local directory."""
     bucket = s3_server.new_bucket()
-    tape = TapeArchive(f"s3://{bucket}/tape", 0.05, s3_server.storage_options())
+    tape = LocalHsm(f"s3://{bucket}/tape", 0.05, s3_server.storage_options())
     copy = tape.archive(store, KEY)
     assert copy.uri == f"s3://{bucket}/tape/{KEY}"
     assert tape.migrate() == [KEY]
@@ -167,3 +170,5 @@ def test_the_tape_endpoint_can_be_any_fsspec_url(s3_server, store, data):
     store.delete(KEY)
     assert tape.recall(KEY, store).adler32 == copy.adler32
     assert [(e.key, e.state) for e in tape.list()] == [(KEY, "disk")]
+    with pytest.raises(ValueError, match="state_url"):  # no sibling of a bucket
+        LocalHsm(f"s3://{bucket}", 0.05, s3_server.storage_options())

@@ -1,23 +1,21 @@
-"""Tape archive behind an fsspec URL, with the behaviour of a hierarchical storage manager.
+"""The local HSM emulator: a tape endpoint behind any fsspec URL (the embedded default).
 
-Production tape endpoints (CTA/dCache/StoRM behind WebDAV or XRootD) keep a file first
-on a disk buffer, migrate it to tape later, and need a *recall* (stage) before a migrated
-file can be read again; the namespace keeps each file's adler32. The embedded default
-(``CYGNO_TAPE_URL``, a local directory) emulates exactly that, so archive, audit and
-recall code paths are the real ones:
+Production tape endpoints keep a file first on a disk buffer, migrate it to tape later
+and need a recall before a migrated file can be read again. This emulator does exactly
+that, so archive, audit and recall code paths are the real ones:
 
-- ``<root>/<key>`` holds the bytes under the same key as the object store (a stable
-  URI that does not change when the file is migrated);
-- ``<root>/.hsm/<key>.json`` is the namespace entry: adler32, size, archive time, and
-  whether the file is migrated to tape and/or staged back on disk;
-- :meth:`TapeArchive.migrate` moves disk-buffer files to tape (all, or those older
-  than ``older_than`` seconds, like an HSM migration policy); reading a migrated file
-  without :meth:`TapeArchive.stage` raises :class:`TapeOfflineError`, and staging
-  takes ``recall_seconds``.
+- ``<url>/<key>`` holds the bytes, and nothing else lives under ``<url>``: the tape
+  namespace is exactly the archived files;
+- ``<state_url>/<key>.json`` is the HSM's own record (adler32, size, archive time,
+  migrated and/or staged back), kept *outside* the tape namespace — by default in the
+  sibling ``<url>.hsm``, as a real HSM keeps it in its database;
+- :meth:`LocalHsm.migrate` moves disk-buffer files to tape (all, or those older than
+  ``older_than`` seconds, like a migration policy); reading a migrated file without
+  :meth:`LocalHsm.stage` raises :class:`TapeOfflineError`; staging takes
+  ``recall_seconds``.
 
 Archive = stream copy from the object store (adler32 computed on the way), read the
-tape copy back, compare adler32. An existing copy with a different checksum is never
-overwritten silently (:class:`TapeConflictError`).
+copy back, compare adler32, rename into place.
 """
 
 from __future__ import annotations
@@ -27,96 +25,73 @@ import json
 import shutil
 import time
 import uuid
-from dataclasses import dataclass
-from typing import IO, TYPE_CHECKING, Any, Literal
+from typing import IO, TYPE_CHECKING, Any
 
 import fsspec
 
-from cygno.storage.checksum import BLOCK, ChecksumReader, Checksums, adler32_of
+from cygno.storage.checksum import BLOCK, ChecksumReader, adler32_of
 from cygno.storage.keys import validate_key, validate_prefix
+from cygno.storage.tape.base import (
+    State,
+    TapeChecksumError,
+    TapeConflictError,
+    TapeCopy,
+    TapeEndpoint,
+    TapeEntry,
+    TapeOfflineError,
+)
 
 if TYPE_CHECKING:
-    from cygno.settings import Settings
     from cygno.storage.objectstore import ObjectStore
 
-State = Literal["disk", "migrated", "missing"]
-_META = ".hsm"
 _TEMP_MARK = ".part-"
-
-
-class TapeError(RuntimeError):
-    """Base class of tape failures."""
-
-
-class TapeChecksumError(TapeError):
-    """The bytes read back do not have the adler32 they should."""
-
-
-class TapeConflictError(TapeError):
-    """A different file (other adler32) already sits on tape under this key."""
-
-
-class TapeOfflineError(TapeError):
-    """The file is migrated to tape: stage (recall) it before reading."""
-
-
-@dataclass(frozen=True)
-class TapeCopy:
-    uri: str
-    adler32: str
-    size: int
-
-
-@dataclass(frozen=True)
-class TapeEntry:
-    """One file on tape as the namespace lists it (for the auditor)."""
-
-    key: str
-    uri: str
-    size: int
-    state: State
-    adler32: str | None
-    archived_at: dt.datetime | None
 
 
 def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat()
 
 
-class TapeArchive:
-    """A tape endpoint at ``url`` (any fsspec URL; HSM states kept in its namespace)."""
+def _fs(url: str, storage_options: dict) -> tuple[fsspec.AbstractFileSystem, str]:
+    fs, root = fsspec.core.url_to_fs(url, **storage_options)
+    root = root.rstrip("/")
+    fs.makedirs(root, exist_ok=True)
+    return fs, root
+
+
+class LocalHsm(TapeEndpoint):
+    """A tape endpoint at ``url`` (any fsspec URL), its HSM state at ``state_url``."""
 
     def __init__(
-        self, url: str, recall_seconds: float = 1.0, storage_options: dict | None = None
+        self,
+        url: str,
+        recall_seconds: float = 1.0,
+        storage_options: dict | None = None,
+        state_url: str | None = None,
     ) -> None:
         self.url = url.rstrip("/")
         self.recall_seconds = recall_seconds
-        fs, root = fsspec.core.url_to_fs(self.url, **(storage_options or {}))
-        self.fs: fsspec.AbstractFileSystem = fs
-        self.root = root.rstrip("/")
-        self.fs.makedirs(self.root, exist_ok=True)
-
-    @classmethod
-    def from_settings(cls, settings: Settings | None = None) -> TapeArchive:
-        if settings is None:
-            from cygno.settings import get_settings
-
-            settings = get_settings()
-        return cls(settings.tape_url, settings.tape_recall_seconds)
+        self.fs, self.root = _fs(self.url, storage_options or {})
+        if state_url is None:
+            top = self.root.strip("/")
+            if not top or ("/" not in top and "file" not in self.fs.protocol):
+                raise ValueError(
+                    f"tape endpoint {url!r} is a bucket or filesystem root: "
+                    "give the HSM state its own state_url"
+                )
+            state_url = f"{self.url}.hsm"
+        self.state_url = state_url.rstrip("/")
+        self.state_fs, self.state_root = _fs(self.state_url, storage_options or {})
 
     def __repr__(self) -> str:
-        return f"TapeArchive({self.url!r}, recall_seconds={self.recall_seconds})"
+        return f"LocalHsm({self.url!r}, recall_seconds={self.recall_seconds})"
 
-    # --- names and namespace ------------------------------------------------------------
+    # --- names and HSM records ----------------------------------------------------------
 
     def _path(self, key: str) -> str:
-        key = validate_key(key)
-        if key.split("/", 1)[0] == _META:
-            raise ValueError(f"{_META}/ is the tape namespace, not a file key")
-        return f"{self.root}/{key}"
+        return f"{self.root}/{validate_key(key)}"
 
     def _meta_path(self, key: str) -> str:
-        return f"{self.root}/{_META}/{validate_key(key)}.json"
+        return f"{self.state_root}/{validate_key(key)}.json"
 
     def uri(self, key: str) -> str:
         return self.fs.unstrip_protocol(self._path(key))
@@ -129,36 +104,29 @@ class TapeArchive:
 
     def _read_meta(self, key: str) -> dict[str, Any] | None:
         try:
-            with self.fs.open(self._meta_path(key), "rb") as f:
+            with self.state_fs.open(self._meta_path(key), "rb") as f:
                 return json.load(f)
         except FileNotFoundError:
             return None
 
-    def _write_atomic(self, path: str, write: Any) -> Any:
-        """Write via a temp name beside ``path`` and rename: no half-written files."""
-        directory, name = path.rsplit("/", 1)
-        self.fs.makedirs(directory, exist_ok=True)
-        temp = f"{directory}/.{name}{_TEMP_MARK}{uuid.uuid4().hex[:12]}"
-        try:
-            with self.fs.open(temp, "wb") as f:
-                result = write(f)
-            self.fs.mv(temp, path)
-        finally:
-            if self.fs.exists(temp):
-                self.fs.rm_file(temp)
-        return result
-
     def _write_meta(self, key: str, meta: dict[str, Any]) -> None:
-        data = json.dumps(meta, sort_keys=True).encode()
-        self._write_atomic(self._meta_path(key), lambda f: f.write(data))
+        """Write via a temp name and rename: no half-written records."""
+        path = self._meta_path(key)
+        directory = path.rsplit("/", 1)[0]
+        self.state_fs.makedirs(directory, exist_ok=True)
+        temp = f"{path}{_TEMP_MARK}{uuid.uuid4().hex[:12]}"
+        with self.state_fs.open(temp, "wb") as f:
+            f.write(json.dumps(meta, sort_keys=True).encode())
+        self.state_fs.mv(temp, path)
 
     def checksum(self, key: str) -> str | None:
-        """The adler32 the namespace recorded at archive time (no read, no recall)."""
+        """The adler32 the HSM recorded at archive time (no read, no recall)."""
+        if not self.fs.isfile(self._path(key)):
+            return None
         meta = self._read_meta(key)
         return None if meta is None else meta["adler32"]
 
     def state(self, key: str) -> State:
-        """ "disk" (on the disk buffer, or staged back), "migrated" (tape only), "missing"."""
         if not self.fs.isfile(self._path(key)):
             return "missing"
         meta = self._read_meta(key) or {}
@@ -169,13 +137,6 @@ class TapeArchive:
     def archive(
         self, store: ObjectStore, key: str, expected_adler32: str | None = None
     ) -> TapeCopy:
-        """Copy ``key`` from the store to tape, read it back and compare adler32.
-
-        With ``expected_adler32`` (the catalog's), an existing copy whose namespace
-        checksum already matches is accepted without copying again, and a source that
-        does not match it is refused. An existing copy of a *different* file raises
-        :class:`TapeConflictError` instead of being overwritten.
-        """
         path = self._path(key)
         existing = self._read_meta(key) if self.fs.isfile(path) else None
         if existing and expected_adler32 and existing["adler32"] == expected_adler32:
@@ -250,7 +211,6 @@ class TapeArchive:
             self._write_meta(key, meta)
 
     def open(self, key: str) -> IO[bytes]:
-        """Read a file that is on disk; a migrated one raises :class:`TapeOfflineError`."""
         state = self.state(key)
         if state == "missing":
             raise FileNotFoundError(self.uri(key))
@@ -258,24 +218,9 @@ class TapeArchive:
             raise TapeOfflineError(f"{self.uri(key)} is on tape only: stage/recall it first")
         return self.fs.open(self._path(key), "rb", block_size=BLOCK)
 
-    def recall(self, key: str, store: ObjectStore, dest_key: str | None = None) -> Checksums:
-        """Stage ``key`` from tape and stream it into ``store`` (for reprocessing after
-        the raw file left S3); the copy is checked against the namespace adler32 and
-        published atomically only if it matches."""
-        self.stage(key)
-        expected = self.checksum(key)
-        with self.open(key) as src, store.publish(dest_key or key) as out:
-            shutil.copyfileobj(src, out, BLOCK)
-            written = out.adler32
-            if expected is not None and written != expected:
-                raise TapeChecksumError(
-                    f"recalled {self.uri(key)} has adler32 {written}, namespace says {expected}"
-                )
-        assert out.checksums is not None
-        return out.checksums
-
     def verify(self, key: str, expected_adler32: str) -> bool:
-        """Read the tape copy's bytes (staging it if needed) and compare adler32."""
+        """Read the tape copy's bytes (staging it if needed) and compare adler32: the
+        emulator's record is only what it was told, the bytes are the proof."""
         if self.state(key) == "missing":
             return False
         self.stage(key)
@@ -283,20 +228,18 @@ class TapeArchive:
             return adler32_of(f) == expected_adler32
 
     def delete(self, key: str) -> None:
-        """Remove a file and its namespace entry (operators, tests); missing is fine."""
-        for path in (self._path(key), self._meta_path(key)):
-            if self.fs.exists(path):
-                self.fs.rm_file(path)
+        if self.fs.exists(self._path(key)):
+            self.fs.rm_file(self._path(key))
+        if self.state_fs.exists(self._meta_path(key)):
+            self.state_fs.rm_file(self._meta_path(key))
 
     def list(self, prefix: str = "") -> list[TapeEntry]:
-        """Every file on the endpoint under ``prefix`` with its namespace state."""
         validate_prefix(prefix)
         self.fs.invalidate_cache(self.root)
         entries = []
         for path, info in sorted(self.fs.find(self.root, detail=True).items()):
             key = path[len(self.root) + 1 :]
-            name = key.rsplit("/", 1)[-1]
-            if key.startswith(f"{_META}/") or _TEMP_MARK in name or not key.startswith(prefix):
+            if _TEMP_MARK in key.rsplit("/", 1)[-1] or not key.startswith(prefix):
                 continue
             meta = self._read_meta(key) or {}
             migrated = meta.get("migrated") and not meta.get("staged")
