@@ -1,1 +1,1 @@
-"""Triggers, schedules, workers, the event bridge and the local stack."""
+"""The services that run beside Prefect in production: the event bridge and the plot server."""

@@ -20,7 +20,7 @@ console = Console()
 
 
 def _stack(s3: bool):
-    from cygno.deployments.local_stack import LocalStack
+    from cygno.devtools.local_stack import LocalStack
 
     return LocalStack(get_settings(), with_s3=s3)
 
@@ -69,7 +69,7 @@ def demo(
     timeout: float = typer.Option(1800, "--timeout", help="Seconds to wait for the runs."),
 ) -> None:
     """Simulate runs arriving from the DAQ and watch the platform process them."""
-    from cygno.deployments import demo as demo_lib
+    from cygno.devtools import demo as demo_lib
     from cygno.storage.catalog import Catalog
 
     stack = _stack(s3)
@@ -121,7 +121,7 @@ def stack_screenshot(
     out: Path = typer.Option(Path("docs"), "--out", help="Folder for the PNG files."),
 ) -> None:
     """Screenshots of the running stack's Prefect UI (flow runs, quality artifact)."""
-    from cygno.deployments.screenshot import ui_screenshots
+    from cygno.devtools.screenshot import ui_screenshots
 
     addresses = _stack(False).addresses
     for path in ui_screenshots(addresses.ui_url, addresses.api_url, out):

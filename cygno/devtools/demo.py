@@ -20,7 +20,7 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
 from prefect.client.schemas.objects import FlowRun
 
-from cygno.deployments.local_stack import LocalStack, StackAddresses
+from cygno.devtools.local_stack import LocalStack, StackAddresses
 from cygno.reco.simulate import SimulatedRun, simulate_one
 from cygno.settings import Settings, get_settings
 from cygno.storage.catalog import Catalog

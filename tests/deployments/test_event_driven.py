@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
-from cygno.deployments.demo import minio_notification, process_runs_of
-from cygno.deployments.local_stack import REPO_ROOT, WORK_POOL
 from cygno.deployments.webapp import create_app
+from cygno.devtools.demo import minio_notification, process_runs_of
+from cygno.devtools.local_stack import REPO_ROOT, WORK_POOL
 from tests.flows.harness import platform, s3_overrides, wait_for
 
 pytestmark = pytest.mark.slow

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from cygno.deployments.local_stack import PREFECT_PORT, REPO_ROOT
+from cygno.devtools.local_stack import PREFECT_PORT, REPO_ROOT
 from cygno.storage.catalog import Catalog
 
 pytestmark = pytest.mark.slow
