@@ -3,10 +3,12 @@ PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# numba kernels compiled into the on-disk cache; again whenever a kernel's source changes
+KERNELS := $(VENV)/.kernels
 
 .PHONY: venv test demo bench lint clean
 
-venv: $(STAMP)
+venv: $(STAMP) $(KERNELS)
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is needed ($(PYTHON) not found)"; exit 1; }
@@ -14,6 +16,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
+
+$(KERNELS): $(STAMP) $(wildcard reco/*.py reco/clustering/*.py)
+	$(BIN)/cygno warmup
+	touch $(KERNELS)
 
 test: venv
 	$(BIN)/python -m pytest -q

@@ -18,7 +18,6 @@ import pytest
 import sqlalchemy as sa
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-os.environ.setdefault("NUMBA_CACHE_DIR", os.path.join(os.getcwd(), ".pytest_cache", "numba"))
 
 
 def _free_port() -> int:

@@ -14,7 +14,7 @@ app = typer.Typer(
 )
 
 # Each module registers its commands on `app` when imported.
-_COMMAND_MODULES = ("simulate", "inspect", "catalog", "reco", "runner", "bridge", "stack")
+_COMMAND_MODULES = ("simulate", "inspect", "catalog", "reco", "runner", "bridge", "stack", "warmup")
 
 
 def _register() -> None:
