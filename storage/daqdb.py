@@ -1,55 +1,64 @@
 """The DAQ run logbook: table ``Runlog``, one row per run, as the experiment keeps it.
 
-In production this is the DAQ's own MySQL/MariaDB database, which we only read (the
-simulator and the tests write it the way the DAQ does). Besides the experiment's
-columns it has ``last_modified``, bumped on every real change, so the DB mirror can read
-incrementally both by run number (new runs) and by change time (updated runs).
+In production this is the DAQ's own MySQL/MariaDB database (MIDAS mlogger's SQL
+runlog), which we only read; the simulator and the tests write it the way the DAQ does:
 
-Reading by change time: a transaction that commits late can carry a ``last_modified``
-slightly older than rows already read; re-read with a small overlap
-(``changed_since(high_water - margin)``) — the catalog's upserts make overlap free.
+- begin of run: mlogger inserts the row with its begin-of-run columns (``stop_time``
+  and ``number_of_events`` still NULL: the run is *open*);
+- end of run: mlogger updates ``stop_time``, ``number_of_events``,
+  ``storage_local_status``;
+- afterwards, one column per UPDATE, whenever they get to it: the uploader
+  (``file_checksum``, ``file_size``, ``file_s3_tag``, ``storage_cloud_status``), the tape
+  job (``storage_tape_status``, days later) and the online reconstruction
+  (``online_reco_status``).
+
+There is no change-time column, so readers cannot ask "what changed since": the DB
+mirror re-reads open and recent runs and compares row content (see ``tasks/mirror.py``).
+Some columns the DAQ writes are not mirrored (:data:`DAQ_ONLY_COLUMNS`).
 """
 
 from __future__ import annotations
 
-import datetime as dt
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import sqlalchemy as sa
 
-from cygno.storage.catalog.runlog import RUNLOG_COLUMN_NAMES, runlog_columns
-from cygno.storage.catalog.sql import as_utc, dispose_engine, engine_for, utcnow
+from cygno.storage.catalog.runlog import runlog_columns
+from cygno.storage.catalog.sql import dispose_engine, engine_for
 
 #: A pedestal run needs at least this many events to give usable noise maps.
 MIN_PEDESTAL_EVENTS = 100
 
+
+def _daq_only_columns() -> list[sa.Column]:
+    """Begin-of-run columns of LNGS's mlogger configuration that the catalog ignores."""
+    return [
+        *(sa.Column(name, sa.Double) for name in ("OFFSET_V", "PMT1_V", "PMT2_V", "PMT3_V")),
+        sa.Column("PMT4_V", sa.Double),
+        sa.Column("total_gas_flow", sa.Double),
+        sa.Column("sequence_filename", sa.String(256)),
+        sa.Column("trigger_logic", sa.String(64)),
+    ]
+
+
+DAQ_ONLY_COLUMNS = tuple(column.name for column in _daq_only_columns())
+
 metadata = sa.MetaData()
-runlog = sa.Table("Runlog", metadata, *runlog_columns())
+runlog = sa.Table("Runlog", metadata, *runlog_columns(), *_daq_only_columns())
 
 
 def _values(fields: dict[str, Any]) -> dict[str, Any]:
-    unknown = set(fields) - set(RUNLOG_COLUMN_NAMES)
+    unknown = set(fields) - set(runlog.c.keys())
     if unknown:
         raise TypeError(f"Runlog has no columns {sorted(unknown)}")
-    if "last_modified" in fields:
-        raise TypeError("last_modified is maintained by the logbook itself")
     return fields
 
 
-def _same(old: Any, new: Any) -> bool:
-    if isinstance(old, dt.datetime) and isinstance(new, dt.datetime):
-        return as_utc(old) == as_utc(new)
-    return old == new
-
-
 class DaqLogbook:
-    """The ``Runlog`` table at ``url`` (defaults to ``CYGNO_DAQDB_URL``)."""
+    """The ``Runlog`` table of the DAQ database at ``url``."""
 
-    def __init__(self, url: str | None = None) -> None:
-        if url is None:
-            from cygno.settings import get_settings
-
-            url = get_settings().daqdb_url
+    def __init__(self, url: str) -> None:
         self.url = url
         self.engine = engine_for(url)
         self._reader = self.engine.execution_options(cygno_readonly=True)
@@ -67,32 +76,20 @@ class DaqLogbook:
     # --- writing, as the DAQ does --------------------------------------------------------
 
     def insert_run(self, **row: Any) -> None:
-        """A new run row (``run_number`` required); ``last_modified`` is set to now."""
+        """A new run row at begin of run (``run_number`` required)."""
         if "run_number" not in row:
             raise TypeError("insert_run needs run_number")
-        values = _values(row)
         with self.engine.begin() as connection:
-            connection.execute(sa.insert(runlog).values(**values, last_modified=utcnow()))
+            connection.execute(sa.insert(runlog).values(**_values(row)))
 
-    def update_run(self, run_number: int, **fields: Any) -> bool:
-        """Change some columns of a run; ``last_modified`` moves only if a value really
-        changed. Returns True if it did; LookupError for an unknown run."""
-        values = _values(fields)
+    def update_run(self, run_number: int, **fields: Any) -> None:
+        """Set some columns of a run (LookupError for a run that is not logged)."""
         with self.engine.begin() as connection:
-            old = connection.execute(
-                sa.select(runlog).where(runlog.c.run_number == run_number).with_for_update()
-            ).first()
-            if old is None:
-                raise LookupError(f"run {run_number} is not in the DAQ logbook")
-            diff = {k: v for k, v in values.items() if not _same(old._mapping[k], v)}
-            if not diff:
-                return False
-            connection.execute(
-                sa.update(runlog)
-                .where(runlog.c.run_number == run_number)
-                .values(**diff, last_modified=utcnow())
+            result = connection.execute(
+                sa.update(runlog).where(runlog.c.run_number == run_number).values(**_values(fields))
             )
-            return True
+            if result.rowcount == 0:
+                raise LookupError(f"run {run_number} is not in the DAQ logbook")
 
     # --- reading -----------------------------------------------------------------------
 
@@ -104,21 +101,29 @@ class DaqLogbook:
         rows = self._rows(sa.select(runlog).where(runlog.c.run_number == run_number))
         return rows[0] if rows else None
 
-    def runs_after(self, run_number: int | None, limit: int | None = None) -> list[dict[str, Any]]:
-        """Rows with a run number above ``run_number`` (all if None), in run order."""
-        query = sa.select(runlog).order_by(runlog.c.run_number).limit(limit)
-        if run_number is not None:
-            query = query.where(runlog.c.run_number > run_number)
+    def rows(self, after: int | None = None, runs: Iterable[int] = ()) -> list[dict[str, Any]]:
+        """Rows with a run number above ``after`` (all if None) and the rows of ``runs``,
+        in run order: the mirror's recent window plus the runs it saw open."""
+        query = sa.select(runlog).order_by(runlog.c.run_number)
+        if after is not None:
+            wanted = sorted(set(runs))
+            above = runlog.c.run_number > after
+            query = query.where(sa.or_(above, runlog.c.run_number.in_(wanted)) if wanted else above)
         return self._rows(query)
 
-    def changed_since(
-        self, timestamp: dt.datetime | None, limit: int | None = None
-    ) -> list[dict[str, Any]]:
-        """Rows modified after ``timestamp`` (all if None), oldest change first."""
-        query = sa.select(runlog).order_by(runlog.c.last_modified, runlog.c.run_number)
-        if timestamp is not None:
-            query = query.where(runlog.c.last_modified > as_utc(timestamp))
-        return self._rows(query.limit(limit))
+    def batches(self, size: int = 1000) -> Iterator[list[dict[str, Any]]]:
+        """Every row, ``size`` at a time in run order (keyset paging: no long transaction
+        on the DAQ's database, no OFFSET scans)."""
+        last: int | None = None
+        while True:
+            query = sa.select(runlog).order_by(runlog.c.run_number).limit(size)
+            if last is not None:
+                query = query.where(runlog.c.run_number > last)
+            batch = self._rows(query)
+            if not batch:
+                return
+            yield batch
+            last = batch[-1]["run_number"]
 
     def last_run_number(self) -> int | None:
         """The highest run number logged (None for an empty logbook)."""

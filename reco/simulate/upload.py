@@ -1,10 +1,12 @@
 """Simulate runs the way the DAQ delivers them: object store upload + DAQ logbook rows.
 
-Per run, as LIME's DAQ does: a logbook row at run start, the file published atomically
-as ``raw/<tag>/run<NNNNN>.mid.gz`` at the end (its truth JSON published just before, so
-whoever reacts to the raw file finds the truth), then the row completed with the event
-count, size, md5 and storage status. A pedestal run (HV off, ``pedestal_run`` 1) comes
-first so the data runs have a pedestal to be reconstructed with.
+Per run, as LIME's DAQ writes its ``Runlog`` (MIDAS mlogger, then the uploader): a row
+inserted at begin of run with the begin-of-run columns, ``stop_time`` and the event count
+set at end of run, the file published atomically as ``raw/<tag>/run<NNNNN>.mid.gz`` (its
+truth JSON published just before, so whoever reacts to the raw file finds the truth),
+then the uploader's columns set one UPDATE each (md5, size, tag, cloud status) — no
+change-time column anywhere. A pedestal run (HV off, ``pedestal_run`` 1) comes first so
+the data runs have a pedestal to be reconstructed with.
 """
 
 from __future__ import annotations
@@ -80,10 +82,15 @@ def _start_row(run: int, kind: str, events: int, start: float, exposure: float, 
         "source_type": "Fe55" if kind in ("fe55", "mixed") else "none",
         "source_position": 0.0,
         "run_type": "pedestal" if pedestal else f"simulation:{kind}",
-        "storage_local_status": 1,
+        "storage_local_status": 0,
         "storage_cloud_status": 0,
         "storage_tape_status": 0,
-        "online_reco_status": 0,
+        "online_reco_status": -1,
+        "OFFSET_V": 0.0 if pedestal else 10.0,
+        **{f"PMT{i}_V": 0.0 if pedestal else 770.0 for i in range(1, 5)},
+        "total_gas_flow": 5.0,
+        "sequence_filename": "",
+        "trigger_logic": "camera",
     }
 
 
@@ -110,15 +117,19 @@ def simulate_one(
         truth = simulate_run(out, run_number, n_events, kind, progress=progress, **options)
         store.put_bytes(tkey, truth.to_json().encode())
     checksums = out.checksums
-    logbook.update_run(
+    logbook.update_run(  # end of run (mlogger)
         run_number,
         stop_time=_utc(truth.stop_time),
         number_of_events=truth.n_pictures,
-        file_size=checksums.size,
-        file_checksum=checksums.md5,
-        file_s3_tag=tag,
-        storage_cloud_status=1,
+        storage_local_status=1,
     )
+    for column, value in (  # the uploader, one column at a time
+        ("file_checksum", checksums.md5),
+        ("file_size", checksums.size),
+        ("file_s3_tag", tag),
+        ("storage_cloud_status", 1),
+    ):
+        logbook.update_run(run_number, **{column: value})
     return SimulatedRun(run_number, key, tkey, checksums, truth)
 
 

@@ -138,5 +138,6 @@ daq_logbook = sa.Table(
     "daq_logbook",
     Base.metadata,
     *runlog_columns(),
+    sa.Column("row_hash", sa.String(64)),  # runlog.row_hash of the mirrored content
     sa.Column("mirrored_at", UTCDateTime, nullable=False),
 )

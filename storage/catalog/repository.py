@@ -32,7 +32,7 @@ from cygno.storage.catalog.records import (
     RunRecord,
     TapeCopyRecord,
 )
-from cygno.storage.catalog.runlog import RUNLOG_COLUMN_NAMES
+from cygno.storage.catalog.runlog import RUNLOG_COLUMN_NAMES, row_hash
 from cygno.storage.catalog.sql import as_utc, dispose_engine, engine_for, json_normalise, utcnow
 from cygno.storage.keys import validate_tag, validate_version
 
@@ -44,6 +44,7 @@ R = TypeVar("R")
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 RUN_FIELDS = ("pedestal_run", "run_type", "start_time", "stop_time", "events")
+BAD_TAPE_STATES = tuple(state for state in m.TAPE_STATES if state != "ok")
 _ADLER32 = re.compile(r"[0-9a-f]{8}")
 _RETRIES = 6
 _UPGRADED: set[str] = set()
@@ -119,11 +120,7 @@ class Catalog:
     (``upgrade=False`` skips that, e.g. for read-only tools against production).
     """
 
-    def __init__(self, url: str | None = None, *, upgrade: bool = True) -> None:
-        if url is None:
-            from cygno.settings import get_settings
-
-            url = get_settings().catalog_url
+    def __init__(self, url: str, *, upgrade: bool = True) -> None:
         self.url = url
         self.engine = engine_for(url)
         self._reader = self.engine.execution_options(cygno_readonly=True)
@@ -273,9 +270,12 @@ class Catalog:
     ) -> TapeCopyRecord:
         """Record a tape copy of a catalogued raw file.
 
-        ``verified`` says the copy was read back and its adler32 matched; the state is
-        "ok" only if that holds *and* the adler32 equals the raw file's, else "mismatch".
-        Recording the same facts again changes nothing.
+        ``verified`` says the copy's bytes were *just* read back (or its checksum just
+        computed by the endpoint) and had ``adler32``; the state is "ok" only if that
+        holds *and* the adler32 equals the raw file's, else "mismatch". Each verification
+        is a new fact: it stamps ``verified_at`` with ``when``; ``archived_at`` moves only
+        when the copy was (re)written over a copy that was not ok. Recording the same
+        facts at the same time again changes nothing.
         """
         _check_adler32(adler32)
         when = as_utc(when) or utcnow()
@@ -292,13 +292,13 @@ class Catalog:
             values: dict[str, Any] = {
                 "raw_file_id": raw.id,
                 "adler32": adler32,
-                "size": size,
                 "state": state,
+                **_given(size=size),
             }
             rewritten = old is None or old.adler32 != adler32 or old.state != "ok"
             if old is None or (rewritten and ok):
                 values["archived_at"] = when
-            if ok and (old is None or old.verified_at is None or rewritten):
+            if ok:
                 values["verified_at"] = when
             if old is None and not ok:
                 values["verified_at"] = None
@@ -307,13 +307,11 @@ class Catalog:
 
         return self._write(work)
 
-    def mark_tape_copy(self, tape_uri: str, state: str, when: dt.datetime | None = None) -> bool:
-        """Record a verification or audit result for a tape copy ("ok" also stamps
-        ``verified_at``: a successful re-verification is a new fact worth its time)."""
-        _check(state, m.TAPE_STATES, "tape copy state")
+    def mark_tape_copy(self, tape_uri: str, state: str) -> bool:
+        """Record an audit finding against a tape copy: "mismatch" or "missing". A copy
+        becomes "ok" only through :meth:`record_tape_copy` with bytes just read."""
+        _check(state, BAD_TAPE_STATES, "an audit finding")
         values: dict[str, Any] = {"state": state}
-        if state == "ok":
-            values["verified_at"] = as_utc(when) or utcnow()
 
         def work(session: Session) -> bool:
             if (
@@ -456,13 +454,15 @@ class Catalog:
 
     def upsert_logbook(self, rows: Iterable[Mapping[str, Any]]) -> int:
         """Mirror DAQ logbook rows (keyed by ``run_number``; columns the mirror does not
-        know are ignored). Returns how many rows were inserted or changed."""
+        know are ignored). A row is written only when its content hash differs from the
+        mirrored one. Returns how many rows were inserted or changed."""
         prepared: dict[int, dict[str, Any]] = {}
         for row in rows:
             values = {k: v for k, v in row.items() if k in RUNLOG_COLUMN_NAMES}
             if "run_number" not in values:
                 raise ValueError("logbook row without run_number")
             values["run_number"] = int(values["run_number"])
+            values["row_hash"] = row_hash(values)
             prepared[values["run_number"]] = values
         if not prepared:
             return 0
@@ -473,26 +473,25 @@ class Catalog:
             numbers = sorted(prepared)
             for start in range(0, len(numbers), 500):
                 batch = numbers[start : start + 500]
-                existing = {
-                    r.run_number: r._mapping
-                    for r in session.execute(
-                        sa.select(table).where(table.c.run_number.in_(batch)).with_for_update()
-                    )
-                }
+                mirrored = dict(
+                    session.execute(
+                        sa.select(table.c.run_number, table.c.row_hash)
+                        .where(table.c.run_number.in_(batch))
+                        .with_for_update()
+                    ).all()
+                )
                 now = utcnow()
                 inserts = []
                 for number in batch:
                     new = prepared[number]
-                    old = existing.get(number)
-                    if old is None:
-                        inserts.append({"last_modified": now, **new, "mirrored_at": now})
-                        continue
-                    diff = {k: v for k, v in new.items() if not _same(old[k], v)}
-                    if diff:
+                    if number not in mirrored:
+                        inserts.append({**new, "mirrored_at": now})
+                    elif mirrored[number] != new["row_hash"]:
+                        full = {name: new.get(name) for name in RUNLOG_COLUMN_NAMES}
                         session.execute(
                             sa.update(table)
                             .where(table.c.run_number == number)
-                            .values(**diff, mirrored_at=now)
+                            .values(**full, row_hash=new["row_hash"], mirrored_at=now)
                         )
                         changed += 1
                 if inserts:
@@ -512,25 +511,22 @@ class Catalog:
 
         return self._read(work)
 
-    def logbook_high_water(self) -> tuple[int | None, dt.datetime | None]:
-        """(highest run number, latest ``last_modified``) mirrored so far: where an
-        incremental mirror resumes (re-read a little overlap: upserts make it free)."""
+    def logbook_progress(self) -> tuple[int | None, list[int]]:
+        """(highest run number mirrored, run numbers mirrored while still open — no
+        ``stop_time`` yet): where the next incremental pass of the mirror looks."""
         table = m.daq_logbook
 
-        def work(session: Session) -> tuple[int | None, dt.datetime | None]:
-            row = session.execute(
-                sa.select(sa.func.max(table.c.run_number), sa.func.max(table.c.last_modified))
-            ).one()
-            last = row[1]
-            if isinstance(last, str):  # SQLite aggregates lose the column type
-                last = dt.datetime.fromisoformat(last)
-            return row[0], as_utc(last)
+        def work(session: Session) -> tuple[int | None, list[int]]:
+            last = session.scalar(sa.select(sa.func.max(table.c.run_number)))
+            open_runs = session.scalars(
+                sa.select(table.c.run_number)
+                .where(table.c.stop_time.is_(None))
+                .order_by(table.c.run_number)
+            ).all()
+            return last, list(open_runs)
 
         return self._read(work)
 
-    # --- queries ------------------------------------------------------------------------
-
-    @staticmethod
     def _record(record_type: type[R], row: Any, run: m.Run, **known: Any) -> R:
         """A frozen record from an ORM row: run number and tag from its run, the other
         fields by name from the row (or ``known``)."""

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from prefect.events import emit_event
 
-from cygno.deployments.event_bridge import EVENT_NAME
+from cygno.events import RAW_ARRIVED
 from tests.flows.harness import api_post, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
@@ -54,9 +54,11 @@ def test_schedules(deployed):
     (nightly,) = deployed["tape-reconcile"]["schedules"]
     assert nightly["schedule"]["cron"] == "30 2 * * *"
     assert nightly["schedule"]["timezone"] == "Europe/Rome"
-    for name, seconds in (("db-mirror", 180), ("sentinel", 300)):
-        (every,) = deployed[name]["schedules"]
-        assert every["schedule"]["interval"] == seconds
+    (every,) = deployed["sentinel"]["schedules"]
+    assert every["schedule"]["interval"] == 300
+    mirror = {bool(s["parameters"].get("full")): s for s in deployed["db-mirror"]["schedules"]}
+    assert mirror[False]["schedule"]["interval"] == 180  # open and recent runs
+    assert mirror[True]["schedule"]["cron"] == "15 3 * * *"  # nightly full pass
     assert not deployed["process-run"]["schedules"]
 
 
@@ -67,7 +69,7 @@ def _runs_for(deployment_id: str, raw_uri: str) -> list[dict]:
 
 def _arrived(uri: str) -> None:
     emit_event(
-        event=EVENT_NAME,
+        event=RAW_ARRIVED,
         resource={"prefect.resource.id": uri, "cygno.tag": "LNGS"},
         id=uuid.uuid4(),  # a new notification each time, like a re-sent S3 event
     )
@@ -77,7 +79,7 @@ def test_raw_arrival_starts_one_process_run_per_object(deployed):
     deployment = deployed["process-run"]
     automations = api_post("automations/filter", {})
     (automation,) = [a for a in automations if a["name"] == "process-run-on-raw-arrival"]
-    assert automation["trigger"]["expect"] == [EVENT_NAME]
+    assert automation["trigger"]["expect"] == [RAW_ARRIVED]
     assert automation["trigger"]["for_each"] == ["prefect.resource.id"]
     uri = f"file:///data/cygno-data/raw/LNGS/run{uuid.uuid4().int % 90000 + 10000:05d}.mid.gz"
 

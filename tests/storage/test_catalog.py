@@ -33,14 +33,38 @@ def _row_stamps(catalog: Catalog, table: str) -> list[tuple]:
 
 
 def test_migrations_create_exactly_the_models(catalog):
-    assert catalog.revision() == Catalog.head_revision() == "0001"
+    assert catalog.revision() == Catalog.head_revision()
     with catalog.engine.connect() as conn:
         diff = compare_metadata(
             MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata
         )
     assert diff == []
     Catalog(catalog.url).upgrade()  # a second upgrade is a no-op
-    assert catalog.revision() == "0001"
+    assert catalog.revision() == Catalog.head_revision()
+
+
+def test_the_logbook_mirror_keeps_its_rows_when_last_modified_goes(db_url):
+    """0002: a catalog mirrored with the old change-time column upgrades in place."""
+    old = Catalog(db_url, upgrade=False)
+    try:
+        old.upgrade("0001")
+        t0 = dt.datetime(2026, 11, 23, 8, 0)
+        with old.engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO daq_logbook (run_number, run_description, last_modified, "
+                    "mirrored_at) VALUES (7, 'old mirror', :t, :t)"
+                ),
+                {"t": t0},
+            )
+        old.upgrade()
+        row = old.logbook(7)
+        assert (row["run_description"], row["row_hash"]) == ("old mirror", None)
+        assert "last_modified" not in row
+        assert old.upsert_logbook([{"run_number": 7, "run_description": "old mirror"}]) == 1
+        assert old.upsert_logbook([{"run_number": 7, "run_description": "old mirror"}]) == 0
+    finally:
+        old.close()
 
 
 def test_raw_file_upsert_is_idempotent_down_to_updated_at(catalog):
@@ -138,13 +162,14 @@ def test_tape_copy_states_and_timestamps(catalog):
     copy = catalog.record_tape_copy(RAW, TAPE, "0a1b2c3d", 1000, verified=True, when=t0)
     assert (copy.state, copy.archived_at, copy.verified_at, copy.raw_uri) == ("ok", t0, t0, RAW)
     before = _row_stamps(catalog, "tape_copies")
+    assert catalog.record_tape_copy(RAW, TAPE, "0a1b2c3d", 1000, verified=True, when=t0) == copy
+    assert _row_stamps(catalog, "tape_copies") == before  # same facts, same time: untouched
     later = t0 + dt.timedelta(hours=1)
     again = catalog.record_tape_copy(RAW, TAPE, "0a1b2c3d", 1000, verified=True, when=later)
-    assert again == copy
-    assert _row_stamps(catalog, "tape_copies") == before
+    assert (again.archived_at, again.verified_at) == (t0, later)  # read again: new fact
 
-    assert catalog.mark_tape_copy(TAPE, "ok", when=later)  # re-verified: new fact, new time
-    assert catalog.tape_copies()[0].verified_at == later
+    with pytest.raises(ValueError, match="audit finding"):
+        catalog.mark_tape_copy(TAPE, "ok")  # ok only from bytes read: record_tape_copy
 
     catalog.mark_tape_copy(TAPE, "missing")
     assert catalog.run(1234, "LNGS").tape_state == "missing"
@@ -232,7 +257,7 @@ def test_failures_count_up_abandon_and_reset(catalog):
     assert catalog.reset(99, "LNGS") == 0
 
 
-def test_logbook_mirror_is_incremental_and_idempotent(catalog):
+def test_logbook_mirror_compares_row_content(catalog):
     t0 = dt.datetime(2026, 11, 23, 8, 0, tzinfo=dt.UTC)
     rows = [
         {
@@ -243,22 +268,24 @@ def test_logbook_mirror_is_incremental_and_idempotent(catalog):
             "pedestal_run": 0,
             "number_of_events": 400,
             "start_time": t0,
-            "last_modified": t0 + dt.timedelta(minutes=n),
+            "stop_time": None if n == 12 else t0 + dt.timedelta(minutes=n),
             "a_column_we_do_not_mirror": "ignored",
         }
         for n in (10, 11, 12)
     ]
+    assert catalog.logbook_progress() == (None, [])
     assert catalog.upsert_logbook(rows) == 3
     assert catalog.upsert_logbook(rows) == 0
     assert catalog.logbook(11)["GEM1_V"] == 420.5
     assert catalog.logbook(11)["start_time"] == t0
     mirrored_at = catalog.logbook(11)["mirrored_at"]
-    assert catalog.logbook_high_water() == (12, t0 + dt.timedelta(minutes=12))
-    changed = {**rows[1], "run_description": "HV trip", "last_modified": t0 + dt.timedelta(hours=1)}
+    assert catalog.logbook_progress() == (12, [12])  # run 12 is still open
+    changed = {**rows[1], "run_description": "HV trip"}
     assert catalog.upsert_logbook([changed, rows[0]]) == 1
     assert catalog.logbook(11)["run_description"] == "HV trip"
     assert catalog.logbook(11)["mirrored_at"] > mirrored_at
     assert catalog.logbook(10)["mirrored_at"] == mirrored_at
+    assert catalog.upsert_logbook([{**rows[0], "a_column_we_do_not_mirror": "other"}]) == 0
     assert catalog.logbook(99) is None
     assert catalog.summary()["logbook_rows"] == 3
     with pytest.raises(ValueError):
