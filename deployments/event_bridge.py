@@ -57,12 +57,12 @@ import httpx
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from cygno.events import RAW_ARRIVED, raw_file_resource
 from cygno.storage.keys import parse_raw_key
 from cygno.storage.objectstore import ObjectStore
 
 log = logging.getLogger("cygno.bridge")
 
-EVENT_NAME = "cygno.raw.arrived"
 #: Namespace of the event ids: uuid5(EVENT_NAMESPACE, "<bucket>/<key>@<etag>").
 EVENT_NAMESPACE = uuid.UUID("6a1c3f7e-2b0d-5c4e-9f3a-c7e1d2b4a5f6")
 MAX_BODY_BYTES = 4 * 1024 * 1024
@@ -179,16 +179,8 @@ def raw_arrived_event(
     return {
         "id": str(record.event_id),
         "occurred": occurred.isoformat(),
-        "event": EVENT_NAME,
-        "resource": {
-            "prefect.resource.id": uri,
-            "prefect.resource.name": f"{tag} run{run:05d}",
-            "cygno.run": str(run),
-            "cygno.tag": tag,
-            "cygno.key": record.key,
-            "cygno.size": str(record.size),
-            "cygno.etag": record.etag,
-        },
+        "event": RAW_ARRIVED,
+        "resource": raw_file_resource(uri, tag, run, record.key, record.size, record.etag),
         "related": [],
         "payload": {
             "bucket": record.bucket,
@@ -489,7 +481,7 @@ class EventBridge:
             )
         for event in events.values():
             self.dedup.add(uuid.UUID(event["id"]))
-            log.info("queued %s for %s", EVENT_NAME, event["resource"]["prefect.resource.id"])
+            log.info("queued %s for %s", RAW_ARRIVED, event["resource"]["prefect.resource.id"])
         response: dict[str, Any] = {"accepted": accepted, "ignored": ignored}
         if note:
             response["note"] = note

@@ -30,6 +30,7 @@ from starlette.routing import Route
 
 from cygno.deployments.event_bridge import EventBridge, EventPoster
 from cygno.reco.quality import trend_table_html
+from cygno.resources import store_for
 from cygno.settings import Settings, get_settings
 from cygno.storage.keys import QUALITY_PREFIX, validate_key
 from cygno.storage.objectstore import ObjectStore
@@ -113,7 +114,7 @@ def create_app(
 ) -> Starlette:
     """The app; ``poster`` defaults to one for the server ``PREFECT_API_URL`` names."""
     settings = settings or get_settings()
-    store = store or ObjectStore.from_settings(settings)
+    store = store or store_for(settings)
     poster = poster or EventPoster.from_prefect_settings()
     token = settings.bridge_token.get_secret_value() if settings.bridge_token else None
     bridge = EventBridge(store, token, poster, dedup_seconds)

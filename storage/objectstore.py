@@ -20,8 +20,8 @@ Atomic publish — no reader ever sees a half-written object:
 - Other fsspec file systems use the same transactional ``commit``/``discard`` protocol.
 
 Checksums (adler32, md5, size) are computed while the bytes flow, never by re-reading.
-Credentials come from :meth:`cygno.settings.Settings.storage_options` and are never
-logged nor shown in ``repr``.
+Credentials arrive as fsspec storage options (built from the settings by
+:mod:`cygno.resources`) and are never logged nor shown in ``repr``.
 """
 
 from __future__ import annotations
@@ -32,16 +32,13 @@ import shutil
 import uuid
 from contextlib import suppress
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
 from cygno.storage.checksum import BLOCK, Checksums, ChecksumWriter, checksums_of
 from cygno.storage.keys import validate_key, validate_prefix
-
-if TYPE_CHECKING:
-    from cygno.settings import Settings
 
 _TEMP_MARK = ".part-"
 
@@ -171,15 +168,6 @@ class ObjectStore:
         self.root = root.rstrip("/")
         if self._local:
             os.makedirs(self.root, exist_ok=True)
-
-    @classmethod
-    def from_settings(cls, settings: Settings | None = None) -> ObjectStore:
-        """The store the settings name (``CYGNO_STORE_URL`` + S3 endpoint/credentials)."""
-        if settings is None:
-            from cygno.settings import get_settings
-
-            settings = get_settings()
-        return cls(settings.store_url, settings.storage_options())
 
     def __repr__(self) -> str:  # never the storage options: they hold credentials
         return f"ObjectStore({self.url!r})"

@@ -12,13 +12,12 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.events import emit_event
 from prefect.tasks import exponential_backoff
 
+from cygno.events import QUALITY_ALARM, run_resource_id
 from cygno.reco import quality as dq
 from cygno.reco.pedestal import PedestalMaps
 from cygno.storage import keys
 from cygno.tasks import resources
 from cygno.tasks.models import QualityOutcome, RecoOutput
-
-ALARM_EVENT = "cygno.quality.alarm"
 
 
 def artifact_key(kind: str, reco: RecoOutput) -> str:
@@ -48,9 +47,9 @@ def _reference(reco: RecoOutput, store) -> dq.Reference | None:
 
 def _alarm(reco: RecoOutput, outcome: QualityOutcome, url: str) -> None:
     emit_event(
-        event=ALARM_EVENT,
+        event=QUALITY_ALARM,
         resource={
-            "prefect.resource.id": f"cygno.run.{reco.tag}.{reco.run:05d}",
+            "prefect.resource.id": run_resource_id(reco.tag, reco.run),
             "prefect.resource.name": f"{reco.tag} run {reco.run}",
             "cygno.run": str(reco.run),
             "cygno.tag": reco.tag,

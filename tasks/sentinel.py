@@ -6,7 +6,7 @@ from __future__ import annotations
 from prefect import task
 from prefect.events import emit_event
 
-from cygno.deployments.event_bridge import EVENT_NAME as RAW_ARRIVED
+from cygno.events import RAW_ARRIVED, raw_file_resource
 from cygno.storage import keys
 from cygno.tasks import resources
 
@@ -38,14 +38,7 @@ def announce(files: list[dict]) -> int:
     for f in files:
         emit_event(
             event=RAW_ARRIVED,
-            resource={
-                "prefect.resource.id": f["uri"],
-                "prefect.resource.name": f"{f['tag']} run{f['run']:05d}",
-                "cygno.run": str(f["run"]),
-                "cygno.tag": f["tag"],
-                "cygno.key": f["key"],
-                "cygno.size": str(f["size"]),
-            },
+            resource=raw_file_resource(f["uri"], f["tag"], f["run"], f["key"], f["size"]),
             payload={"source": "sentinel", "key": f["key"]},
         )
     return len(files)

@@ -32,9 +32,10 @@ def _open(target: str, stack: ExitStack) -> tuple[Any, int | None]:
     """A binary file for a local path, a URL inside the configured object store (its
     endpoint and credentials apply) or any other fsspec URL; and its size when known."""
     if "://" in target:
-        from cygno.storage.objectstore import ObjectStore
+        from cygno.resources import store_for
+        from cygno.settings import get_settings
 
-        store = ObjectStore.from_settings()
+        store = store_for(get_settings())
         try:
             key = store.key_of(target)
         except ValueError:

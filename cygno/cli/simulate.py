@@ -47,16 +47,16 @@ def simulate(
 ) -> None:
     """Simulate a pedestal run and data runs, upload them and write the DAQ logbook rows."""
     from cygno.reco.simulate.upload import simulate_and_upload
+    from cygno.resources import store_for
     from cygno.settings import get_settings
     from cygno.storage.daqdb import DaqLogbook
-    from cygno.storage.objectstore import ObjectStore
 
     if kind not in KINDS or kind == "pedestal":
         raise typer.BadParameter(f"--kind must be one of {', '.join(KINDS[1:])}, not {kind!r}")
     size = _shape(shape)
     settings = get_settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    store = ObjectStore.from_settings(settings)
+    store = store_for(settings)
     logbook = DaqLogbook(settings.daqdb_url)
     logbook.create_schema()
     first = first_run if first_run is not None else (logbook.last_run_number() or 0) + 1

@@ -22,6 +22,7 @@ from prefect.client.schemas.objects import FlowRun
 
 from cygno.devtools.local_stack import LocalStack, StackAddresses
 from cygno.reco.simulate import SimulatedRun, simulate_one
+from cygno.resources import store_for
 from cygno.settings import Settings, get_settings
 from cygno.storage.catalog import Catalog
 from cygno.storage.daqdb import DaqLogbook
@@ -133,7 +134,7 @@ def simulate_and_announce(
     log: Callable[[str], None],
 ) -> list[DemoRun]:
     """Simulate the pedestal run and the data runs, announcing each as it lands."""
-    store = ObjectStore.from_settings(settings)
+    store = store_for(settings)
     logbook = DaqLogbook(settings.daqdb_url)
     logbook.create_schema()
     first = (logbook.last_run_number() or 0) + 1

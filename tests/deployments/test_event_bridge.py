@@ -15,8 +15,9 @@ with warnings.catch_warnings():  # starlette 1.x prefers httpx2 for its TestClie
     warnings.simplefilter("ignore")
     from starlette.testclient import TestClient
 
-from cygno.deployments.event_bridge import EVENT_NAME, EventPoster, event_id
+from cygno.deployments.event_bridge import EventPoster, event_id
 from cygno.deployments.webapp import create_app
+from cygno.events import RAW_ARRIVED
 from cygno.reco import quality
 from cygno.settings import Settings
 from cygno.storage.objectstore import ObjectStore
@@ -97,7 +98,7 @@ def read_back(api_url: str, uri: str, expect: int = 1, timeout: float = 30.0) ->
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     query = EventFilter(
-        event=EventNameFilter(name=[EVENT_NAME]), resource=EventResourceFilter(id=[uri])
+        event=EventNameFilter(name=[RAW_ARRIVED]), resource=EventResourceFilter(id=[uri])
     )
     deadline = time.monotonic() + timeout
     with temporary_settings({PREFECT_API_URL: api_url}), get_client(sync_client=True) as api:
@@ -252,7 +253,7 @@ def test_raw_file_becomes_a_prefect_event(prefect_api_url, s3_server, tmp_path):
     assert len(events) == 1
     event = events[0]
     assert str(event.id) == expected_id
-    assert event.event == EVENT_NAME
+    assert event.event == RAW_ARRIVED
     assert event.resource.id == uri
     labels = dict(event.resource)
     assert labels["cygno.run"] == "1234"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cygno.deployments.event_bridge import EVENT_NAME
+from cygno.events import RAW_ARRIVED
 from cygno.flows.db_mirror import db_mirror
 from cygno.flows.sentinel import sentinel
 from cygno.tasks.ingest import ingest
@@ -26,7 +26,7 @@ def test_sentinel_announces_only_what_the_catalog_has_not_seen(plat):
     assert sentinel() == 2  # the pedestal run and the missed one; truth JSON ignored
 
     missed_uri = plat.store.uri(missed.key)
-    (event,) = wait_for(lambda: events_named(EVENT_NAME, missed_uri), what="sentinel event")
+    (event,) = wait_for(lambda: events_named(RAW_ARRIVED, missed_uri), what="sentinel event")
     assert event["resource"]["cygno.run"] == str(missed.run_number)
     assert event["resource"]["cygno.tag"] == "LNGS"
-    assert not events_named(EVENT_NAME, plat.store.uri(known.key))
+    assert not events_named(RAW_ARRIVED, plat.store.uri(known.key))

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import datetime as dt
 
+from cygno.events import QUALITY_ALARM
 from cygno.flows.process_run import process_run
 from cygno.reco.config import load_config, reco_version
 from cygno.storage import keys
 from cygno.tasks.models import RecoOutput
-from cygno.tasks.quality import ALARM_EVENT, artifact_key
+from cygno.tasks.quality import artifact_key
 from tests.flows.harness import artifact, events_named, wait_for
 
 
@@ -37,7 +38,7 @@ def test_a_sparking_run_is_flagged_plotted_and_raises_an_alarm(plat):
     (alarm,) = wait_for(
         lambda: [
             event
-            for event in events_named(ALARM_EVENT, resource)
+            for event in events_named(QUALITY_ALARM, resource)
             if dt.datetime.fromisoformat(event["occurred"]) >= started
         ],
         what="the alarm event",

@@ -371,9 +371,9 @@ def test_cygno_simulate_command(tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
     from cygno.cli import _register, app
+    from cygno.resources import store_for
     from cygno.settings import get_settings
     from cygno.storage.daqdb import DaqLogbook
-    from cygno.storage.objectstore import ObjectStore
 
     monkeypatch.setenv("CYGNO_DATA_DIR", str(tmp_path / "data"))
     for name in ("STORE_URL", "DAQDB_URL"):
@@ -387,7 +387,7 @@ def test_cygno_simulate_command(tmp_path, monkeypatch):
         again = CliRunner().invoke(app, [*args, "--no-pedestal", "--tag", "MAN"])
         assert again.exit_code == 0, again.output
         settings = get_settings()
-        store = ObjectStore.from_settings(settings)
+        store = store_for(settings)
         assert store.exists("raw/MAN/run00001.mid.gz") and store.exists("raw/MAN/run00002.mid.gz")
         assert store.exists("raw/MAN/run00003.mid.gz")  # continued after the logbook's last run
         logbook = DaqLogbook(settings.daqdb_url)

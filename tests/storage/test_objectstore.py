@@ -9,6 +9,7 @@ import zlib
 import boto3
 import pytest
 
+from cygno.resources import store_for
 from cygno.settings import Settings
 from cygno.storage.objectstore import ObjectStore
 
@@ -154,7 +155,7 @@ def test_every_operation_refuses_unsafe_keys(store, key):
             call(key)
 
 
-def test_from_settings_uses_endpoint_and_secret_credentials(s3_server, monkeypatch):
+def test_store_for_settings_uses_endpoint_and_secret_credentials(s3_server, monkeypatch):
     bucket = s3_server.new_bucket()
     settings = Settings(
         store_url=f"s3://{bucket}",
@@ -162,7 +163,7 @@ def test_from_settings_uses_endpoint_and_secret_credentials(s3_server, monkeypat
         s3_access_key_id="testing",
         s3_secret_access_key="testing",
     )
-    store = ObjectStore.from_settings(settings)
+    store = store_for(settings)
     store.put_bytes("raw/LNGS/run00001.mid.gz", b"abc")
     client = boto3.client(
         "s3",
