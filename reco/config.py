@@ -18,6 +18,7 @@ from typing import Any
 import cygno
 from cygno.reco.features import FeatureParams
 from cygno.reco.idbscan import IDBSCANParams
+from cygno.reco.pmt.params import PMTParams
 
 BUILTIN = ("lngs", "lnf", "mc")
 
@@ -81,6 +82,7 @@ class RecoConfig:
     idbscan: IDBSCANParams = field(default_factory=IDBSCANParams)
     features: FeatureParams = field(default_factory=FeatureParams)
     calibration: CalibrationParams = field(default_factory=CalibrationParams)
+    pmt: PMTParams = field(default_factory=PMTParams)
 
     def __post_init__(self) -> None:
         if self.features.rebin != self.picture.rebin:

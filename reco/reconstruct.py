@@ -25,6 +25,7 @@ from cygno.reco.config import RecoConfig, reco_version
 from cygno.reco.features import cluster_features
 from cygno.reco.idbscan import idbscan
 from cygno.reco.pedestal import PedestalMaps
+from cygno.reco.pmt import PMTStage
 from cygno.reco.rootio import CLUSTER_BRANCHES, RecoWriter
 from cygno.storage.midas import EventIndex, MidasFile
 
@@ -243,6 +244,7 @@ def reconstruct_file(
         first = events[0] if events is not None else 0
         ped_run = -1 if pedestal.run is None else pedestal.run
         with RecoWriter(out_path, params, CLUSTER_BRANCHES) as writer:
+            pmt = PMTStage(config.pmt, writer.file, run_number or 0, lambda: midas.bor_odb)
             batch_events: list[dict[str, Any]] = []
             batch_clusters: list[dict[str, np.ndarray]] = []
             for index, event in enumerate(_pictures(midas, events, camera)):
@@ -250,6 +252,7 @@ def reconstruct_file(
                 frame = event.picture(camera, shape=prep.mean.shape)
                 record, clusters = reconstruct_picture(frame, pedestal, config, prep, seed=number)
                 n_pictures += 1
+                pmt.add(number, event)
                 if record is None:
                     n_vetoed += 1
                 else:
@@ -263,6 +266,7 @@ def reconstruct_file(
                 if progress is not None:
                     progress(n_pictures, n_vetoed, n_clusters)
             writer.extend(batch_events, batch_clusters)
+            pmt.close()
     seconds = time.perf_counter() - start
     return RecoSummary(
         pictures=n_pictures,

@@ -22,6 +22,7 @@ import numpy as np
 import uproot
 
 from cygno.reco.features import BRANCHES, INT_BRANCHES
+from cygno.reco.pmt import merge_pmt
 
 TREE = "Events"
 PARAMS_TREE = "Reco_params"
@@ -130,6 +131,11 @@ class RecoWriter:
             self._tree.extend(dict(data))
             self.entries += n
 
+    @property
+    def file(self) -> Any:
+        """The open output file, for the trees written beside Events (cygno.reco.pmt)."""
+        return self._file
+
     def _write_params(self) -> None:
         self._file[PARAMS_JSON] = json.dumps(self.params, sort_keys=True, default=str)
         flat = _flat_params(self.params)
@@ -214,4 +220,5 @@ def merge(
         for path in files:
             for data in _chunk_arrays(path, cluster_fields, step):
                 writer.extend_arrays(data)
+        merge_pmt(files, writer.file)
     return Path(out)
