@@ -9,7 +9,6 @@ from rich.console import Console
 from rich.table import Table
 
 from cygno.cli import app
-from cygno.settings import get_settings
 
 runner_app = typer.Typer(help="Inspect the task runner's jobs.", no_args_is_help=True)
 app.add_typer(runner_app, name="runner")
@@ -21,6 +20,7 @@ def jobs(
 ) -> None:
     """List jobs that failed, were held, removed or vanished, or are running now."""
     from cygno.htcondor_runner.status import job_summaries
+    from cygno.settings import get_settings
 
     root = job_dir or get_settings().data_dir / "jobs"
     summaries = job_summaries(root) if root.exists() else []

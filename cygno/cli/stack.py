@@ -12,7 +12,6 @@ from rich.table import Table
 
 from cygno.cli import app
 from cygno.cli.catalog import print_catalog
-from cygno.settings import get_settings
 
 stack_app = typer.Typer(help="Start, inspect and stop the local stack.", no_args_is_help=True)
 app.add_typer(stack_app, name="stack")
@@ -21,6 +20,7 @@ console = Console()
 
 def _stack(s3: bool):
     from cygno.devtools.local_stack import LocalStack
+    from cygno.settings import get_settings
 
     return LocalStack(get_settings(), with_s3=s3)
 
