@@ -10,7 +10,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from cygno.cli import app
-from cygno.reco.simulate.picture import KINDS
 
 
 def _shape(text: str) -> tuple[int, int]:
@@ -30,7 +29,7 @@ def _shape(text: str) -> tuple[int, int]:
 def simulate(
     runs: int = typer.Option(3, "--runs", min=0, help="Data runs after the pedestal run."),
     events: int = typer.Option(20, "--events", min=1, help="Pictures per data run."),
-    kind: str = typer.Option("fe55", "--kind", help=f"Data run kind: {', '.join(KINDS)}."),
+    kind: str = typer.Option("fe55", "--kind", help="Data run kind: fe55, mixed, muon, ..."),
     shape: str = typer.Option("2304x2304", "--shape", help="Picture HEIGHTxWIDTH (LIME 2304)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the camera and of every run."),
     tag: str = typer.Option("LNGS", "--tag", help="Site tag in raw/<tag>/run<NNNNN>.mid.gz."),
@@ -46,6 +45,7 @@ def simulate(
     ),
 ) -> None:
     """Simulate a pedestal run and data runs, upload them and write the DAQ logbook rows."""
+    from cygno.reco.simulate.picture import KINDS
     from cygno.reco.simulate.upload import simulate_and_upload
     from cygno.resources import store_for
     from cygno.settings import get_settings
