@@ -1,9 +1,13 @@
 """S3 bucket notifications → Prefect events ``cygno.raw.arrived``.
 
 Prefect's own webhooks exist only in Prefect Cloud, so this bridge receives the
-notifications that MinIO sends to a webhook target (and AWS's ``Records`` format, the
-same shape) and posts Prefect events to the server's events API (``POST {api}/events``,
-a JSON list of events; the server answers 204).
+notifications that MinIO sends to a webhook target, and AWS S3's (the same ``Records``
+shape) either raw or inside the SNS envelope an SNS HTTPS subscription delivers
+(``{"Type": "Notification", "TopicArn": …, "Message": "<S3 event JSON>"}``), and posts
+Prefect events to the server's events API (``POST {api}/events``, a JSON list of events;
+the server answers 204). AWS's ``s3:TestEvent`` (sent when notifications are
+configured) is answered and ignored; an SNS ``SubscriptionConfirmation`` is logged with
+its SubscribeURL for the operator to confirm (the bridge calls nothing on AWS).
 
 Per record: ``eventName`` ``s3:ObjectCreated:*`` (MinIO) or ``ObjectCreated:*`` (AWS),
 ``s3.bucket.name``, ``s3.object.key`` (URL-encoded, ``+`` for spaces), ``size``,
@@ -24,6 +28,10 @@ MinIO setup (it sends ``Authorization: Bearer <auth_token>``)::
     mc admin config set ALIAS notify_webhook:cygno \\
         endpoint=http://<bridge host>:4300/s3-events auth_token=$CYGNO_BRIDGE_TOKEN
     mc event add ALIAS/cygno-data arn:minio:sqs::cygno:webhook --event put --prefix raw/
+
+AWS: bucket notification (``s3:ObjectCreated:*``, prefix ``raw/``) to an SNS topic, and
+an HTTPS subscription of the topic to ``https://cygno:$CYGNO_BRIDGE_TOKEN@<bridge>/s3-events``
+(SNS authenticates with HTTP basic credentials from the URL: the password is the token).
 
 The resource id is the object's URI in the platform's store (``ObjectStore.uri``), so
 the flow can open it as is. An ``s3://`` store accepts only its own bucket; a ``file://``
@@ -151,15 +159,41 @@ def _record(raw: Any, index: int) -> S3Record:
     return record
 
 
-def parse_notification(body: bytes) -> tuple[list[S3Record], str | None]:
-    """Records of a MinIO/AWS notification, and a note for bodies that carry none
-    (AWS's ``s3:TestEvent``). Raises :class:`NotificationError` for anything else."""
+def _sns(doc: Mapping[str, Any]) -> tuple[list[S3Record], str | None]:
+    """The S3 notification inside an SNS envelope, or a note for SNS's own messages."""
+    kind, topic = doc.get("Type"), doc.get("TopicArn")
+    if kind == "Notification":
+        message = doc.get("Message")
+        if not isinstance(message, str):
+            raise NotificationError("SNS Notification without a Message string")
+        records, note = parse_notification(message.encode(), envelope=False)
+        return records, note and f"{note} via SNS topic {topic}"
+    if kind == "SubscriptionConfirmation":
+        log.warning(
+            "SNS subscription of topic %s awaits confirmation: open %s or run "
+            "`aws sns confirm-subscription --topic-arn %s --token <Token of the message>`",
+            topic,
+            doc.get("SubscribeURL"),
+            topic,
+        )
+        return [], f"SNS SubscriptionConfirmation for {topic}: confirm it (see the bridge log)"
+    if kind == "UnsubscribeConfirmation":
+        return [], f"SNS UnsubscribeConfirmation for {topic}"
+    raise NotificationError(f"SNS message of unknown Type {kind!r}")
+
+
+def parse_notification(body: bytes, envelope: bool = True) -> tuple[list[S3Record], str | None]:
+    """Records of a MinIO/AWS notification (unwrapped from SNS when ``envelope``), and a
+    note for bodies that carry none (``s3:TestEvent``, SNS subscription messages).
+    Raises :class:`NotificationError` for anything else."""
     try:
         doc = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise NotificationError(f"malformed JSON: {error}") from None
     if not isinstance(doc, Mapping):
         raise NotificationError("notification must be a JSON object")
+    if envelope and "TopicArn" in doc and "Type" in doc:
+        return _sns(doc)
     if "Records" not in doc:
         if doc.get("Event") == "s3:TestEvent":
             return [], "s3:TestEvent (no records)"
@@ -376,10 +410,21 @@ class EventPoster:
             delay = min(delay * 2, self.max_backoff)
 
 
-def _bearer(request: Request) -> str | None:
+def _credential(request: Request) -> str | None:
+    """The token a request carries: ``Bearer <token>`` (MinIO), or the password of
+    ``Basic`` credentials (SNS, which takes them from the subscription URL)."""
     header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+    scheme, _, value = header.partition(" ")
+    value = value.strip()
+    if scheme.lower() == "bearer" and value:
+        return value
+    if scheme.lower() == "basic" and value:
+        try:
+            _, colon, password = base64.b64decode(value, validate=True).decode().partition(":")
+        except (ValueError, UnicodeDecodeError):
+            return None
+        return password if colon and password else None
+    return None
 
 
 class EventBridge:
@@ -401,7 +446,7 @@ class EventBridge:
             log.warning("CYGNO_BRIDGE_TOKEN is not set: every notification gets 401")
 
     def _authorised(self, request: Request) -> bool:
-        given = _bearer(request)
+        given = _credential(request)
         if self._token is None or given is None:
             return False
         return hmac.compare_digest(given.encode(), self._token)
@@ -422,8 +467,8 @@ class EventBridge:
             return None, f"bucket {record.bucket!r} is not the platform's store {self.store.url}"
         try:
             tag, run = parse_raw_key(key)
-        except ValueError:
-            return None, "not a raw run file (raw/<tag>/run<NNNNN>.mid*)"
+        except ValueError as error:
+            return None, f"not a raw run file: {error}"  # also an alias of a run's key
         if self.dedup.contains(record.event_id):
             return None, (
                 f"duplicate of event {record.event_id} within the "
@@ -436,7 +481,9 @@ class EventBridge:
             return JSONResponse(
                 {"error": "missing or wrong bearer token"},
                 status_code=401,
-                headers={"WWW-Authenticate": 'Bearer realm="cygno-bridge"'},
+                headers={
+                    "WWW-Authenticate": 'Bearer realm="cygno-bridge", Basic realm="cygno-bridge"'
+                },
             )
         declared = request.headers.get("content-length", "0")
         if declared.isdigit() and int(declared) > MAX_BODY_BYTES:

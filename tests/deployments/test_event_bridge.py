@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
 import time
@@ -192,6 +193,65 @@ def test_aws_test_event_is_acknowledged(client):
     assert response.json() == {"accepted": [], "ignored": [], "note": "s3:TestEvent (no records)"}
 
 
+TOPIC = "arn:aws:sns:eu-south-1:123456789012:cygno-raw"
+SNS_AUTH = {  # SNS sends the basic credentials of the subscription URL; the password is ours
+    "Authorization": "Basic " + base64.b64encode(f"cygno:{TOKEN}".encode()).decode(),
+    "x-amz-sns-message-type": "Notification",
+}
+
+
+def sns(message: dict | str, kind: str = "Notification", **fields) -> dict:
+    """An SNS HTTPS delivery as AWS sends it: the S3 event JSON is a string inside."""
+    return {
+        "Type": kind,
+        "MessageId": "2f3c5a1e-8f7d-5b8e-9a61-3d0e4c7b9f10",
+        "TopicArn": TOPIC,
+        "Subject": "Amazon S3 Notification",
+        "Message": message if isinstance(message, str) else json.dumps(message),
+        "Timestamp": "2026-12-04T15:00:00.000Z",
+        "SignatureVersion": "2",
+        "Signature": "c2lnbmF0dXJl",
+        "SigningCertURL": "https://sns.eu-south-1.amazonaws.com/SimpleNotificationService.pem",
+        **fields,
+    }
+
+
+def test_aws_sns_envelope_is_unwrapped(client):
+    rec = record("raw/LNGS/run01234.mid.gz", etag="5d41402abc4b2a76b9719d911017c592")
+    rec["eventName"] = "ObjectCreated:Put"  # AWS spelling
+    rec["eventSource"] = "aws:s3"
+    response = client.post("/s3-events", json=sns({"Records": [rec]}), headers=SNS_AUTH)
+    assert response.status_code == 200
+    [accepted] = response.json()["accepted"]
+    assert (accepted["tag"], accepted["run"]) == ("LNGS", 1234)
+    test = {"Service": "Amazon S3", "Event": "s3:TestEvent", "Bucket": "cygno-data"}
+    answer = client.post("/s3-events", json=sns(test), headers=SNS_AUTH).json()
+    assert answer["accepted"] == [] and answer["note"].startswith("s3:TestEvent")
+    assert TOPIC in answer["note"]
+    wait_delivered(client, 1)
+
+
+def test_sns_subscription_messages_are_answered_and_ignored(client, caplog):
+    confirm = sns(
+        "You have chosen to subscribe to the topic …",
+        kind="SubscriptionConfirmation",
+        Token="2336412f37fb687f5d51e6e2425",
+        SubscribeURL="https://sns.eu-south-1.amazonaws.com/?Action=ConfirmSubscription",
+    )
+    with caplog.at_level("WARNING", logger="cygno.bridge"):
+        answer = client.post("/s3-events", json=confirm, headers=SNS_AUTH)
+    assert answer.status_code == 200 and answer.json()["accepted"] == []
+    assert "confirm" in answer.json()["note"]
+    assert "Action=ConfirmSubscription" in caplog.text  # the operator's link
+    bad = client.post("/s3-events", json=sns("not json"), headers=SNS_AUTH)
+    assert bad.status_code == 400 and "malformed JSON" in bad.json()["error"]
+    odd = client.post("/s3-events", json=sns("{}", kind="Surprise"), headers=SNS_AUTH)
+    assert odd.status_code == 400 and "Surprise" in odd.json()["error"]
+    wrong = {"Authorization": "Basic " + base64.b64encode(b"cygno:wrong").decode()}
+    refused = client.post("/s3-events", json=sns("{}"), headers=wrong)
+    assert refused.status_code == 401 and "Basic" in refused.headers["www-authenticate"]
+
+
 # --------------------------------------------------------------------------- routing
 
 
@@ -207,9 +267,8 @@ def test_other_keys_and_events_are_ignored_with_reasons(client):
     answer = response.json()
     assert answer["accepted"] == []
     reasons = [item["reason"] for item in answer["ignored"]]
-    assert (
-        reasons[0] == reasons[1] == reasons[3] == "not a raw run file (raw/<tag>/run<NNNNN>.mid*)"
-    )
+    assert all(reasons[i].startswith("not a raw run file: ") for i in (0, 1, 3))
+    assert "'..'" in reasons[3]
     assert reasons[2] == "event s3:ObjectRemoved:Delete is not ObjectCreated"
     assert answer["ignored"][0]["key"] == "reco/0.1.0+abc/LNGS/reco_run01234.root"
 
