@@ -147,7 +147,9 @@ def reconstruct_picture(
     t1 = time.perf_counter()
     z = pic.PictureZ(frame, prep.mean, config.picture.cimax)
     zs = pic.PictureZS(z, prep.threshold, prep.acceptance)
-    clusters = cluster_features(z, zs, steps.points, result.labels, result.tracklike, prep.features)
+    clusters, _ = cluster_features(
+        z, zs, steps.points, result.labels, result.tracklike, prep.features
+    )
     if prep.vignetting is not None:
         _apply_vignetting(clusters, prep.vignetting, frame.shape)
     t2 = time.perf_counter()
