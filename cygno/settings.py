@@ -74,12 +74,21 @@ class Settings(BaseSettings):
     )
     htcondor_container_image: str | None = None
     htcondor_request_memory_mb: int = 2048
-    htcondor_forward_credentials: bool = Field(
-        default=False, description="Pass the S3 keys to jobs in their environment"
+    htcondor_token_file: Path | None = Field(
+        default=None, description="IDTOKEN file for the schedd and collector (IDTOKENS auth)"
+    )
+    htcondor_spool: bool | None = Field(
+        default=None,
+        description="Spool sandboxes to the schedd and follow jobs by queries "
+        "(default: when a schedd or collector is named)",
     )
     reco_config: str = "lngs"
     bridge_host: str = "127.0.0.1"
     bridge_port: int = 4300
+    stack_prefect_port: int = Field(
+        default=4200, description="Port of the local stack's Prefect server (cygno stack up)"
+    )
+    stack_s3_port: int = Field(default=4566, description="Port of the local stack's S3 (--s3)")
     bridge_token: SecretStr | None = None
     public_url: str | None = Field(
         default=None,

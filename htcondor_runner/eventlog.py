@@ -79,11 +79,17 @@ class EventLogWriter:
     def submitted(self) -> None:
         self._write(SUBMIT, f"Job submitted from host: {self._host}")
 
-    def executing(self) -> None:
-        self._write(EXECUTE, f"Job executing on host: {self._host}")
+    def executing(self, host: str | None = None) -> None:
+        self._write(EXECUTE, f"Job executing on host: {host or self._host}")
 
     def terminated(self, return_value: int) -> None:
         body = f"\t(1) Normal termination (return value {int(return_value)})\n" + _USAGE_LINES
+        self._write(JOB_TERMINATED, "Job terminated.", body)
+
+    def killed(self, signal_number: int) -> None:
+        """Terminated by a signal (``TerminatedNormally`` false in ``JobEventLog``)."""
+        body = f"\t(0) Abnormal termination (signal {int(signal_number)})\n\t(0) No core file\n"
+        body += _USAGE_LINES
         self._write(JOB_TERMINATED, "Job terminated.", body)
 
     def held(self, reason: str, code: int = HOLD_CODE_USER, subcode: int = 0) -> None:

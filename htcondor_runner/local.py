@@ -7,6 +7,13 @@ released, 009 aborted). Like a startd, it holds a job whose memory (resident set
 the job's process tree) exceeds ``request_memory`` with hold code 34. A job process
 killed by a signal the scheduler did not send leaves no termination event and is
 forgotten: to the runner it has vanished, as a job lost by a pool would.
+
+Like an execute node without a shared filesystem, it runs each job in a new empty
+directory holding only the job's ``input_files``, with exactly the job's environment
+plus what HTCondor's starter adds (``_CONDOR_SCRATCH_DIR`` and ``TMPDIR`` pointing at
+that directory), and brings back only the ``output_files``: a job that works here does
+not depend on the flow host's files or environment. Jobs of this package's entry point
+may run in warm workers (see :mod:`.warm`).
 """
 
 from __future__ import annotations
@@ -15,19 +22,52 @@ import contextlib
 import itertools
 import logging
 import os
+import shutil
 import signal
 import subprocess
-import sys
+import tempfile
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import psutil
 
+from . import warm
 from .eventlog import HOLD_CODE_MEMORY, HOLD_CODE_USER, EventLogWriter
 from .job import PARENT_PID_ENV
 from .scheduler import JobId, JobSpec, SchedulerError
 
 logger = logging.getLogger(__name__)
+
+JOB_MODULE = f"{__package__}.job"
+
+
+class _ColdProcess:
+    """One process for one job, with the warm worker's interface."""
+
+    def __init__(self, spec: JobSpec, cwd: Path, env: dict[str, str]):
+        with open(spec.output, "ab") as out, open(spec.error, "ab") as err:
+            self.process = subprocess.Popen(
+                [spec.executable, *spec.arguments],
+                stdout=out,
+                stderr=err,
+                stdin=subprocess.DEVNULL,
+                cwd=cwd,
+                env=env,
+                start_new_session=True,
+            )
+        self.pid = self.process.pid
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def wait(self, timeout: float) -> int:
+        return self.process.wait(timeout=timeout)
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
 
 
 @dataclass
@@ -35,47 +75,52 @@ class _LocalJob:
     id: JobId
     spec: JobSpec
     log: EventLogWriter
-    process: subprocess.Popen | None = None
+    process: _ColdProcess | warm.WarmWorker | None = None
     removed: bool = False
     held: bool = False
-    stopped: subprocess.Popen | None = None  # the process the scheduler itself killed
+    stopped: object = None  # the process the scheduler itself killed
     wake: threading.Event = field(default_factory=threading.Event)
     changed: threading.Event = field(default_factory=threading.Event)  # log written
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-def _tree_rss(process: psutil.Process) -> int:
+def _tree_rss(pid: int) -> int:
     """Resident memory of a process and its children, in bytes."""
     total = 0
-    for proc in [process, *process.children(recursive=True)]:
-        with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
-            total += proc.memory_info().rss
+    with contextlib.suppress(psutil.NoSuchProcess):
+        process = psutil.Process(pid)
+        for proc in [process, *process.children(recursive=True)]:
+            with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+                total += proc.memory_info().rss
     return total
 
 
-def _kill_group(process: subprocess.Popen) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
-
-
 class LocalScheduler:
-    """Runs jobs as local processes, ``max_workers`` at a time."""
+    """Runs jobs as local processes, ``max_workers`` at a time.
+
+    Args:
+        warm_workers: run jobs of this package's entry point in warm workers.
+        scratch_dir: where job sandboxes are made (default: the system's temp dir).
+    """
 
     def __init__(
         self,
         max_workers: int | None = None,
         enforce_memory: bool = True,
         memory_poll_seconds: float = 0.1,
+        *,
+        warm_workers: bool = False,
+        scratch_dir: str | os.PathLike[str] | None = None,
     ):
         self.max_workers = max_workers or os.cpu_count() or 1
         self.enforce_memory = enforce_memory
         self.memory_poll_seconds = memory_poll_seconds
+        self.warm_workers = warm_workers
+        self.scratch_dir = scratch_dir
         self._slots = threading.BoundedSemaphore(self.max_workers)
         self._jobs: dict[JobId, _LocalJob] = {}
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
-        # Jobs import what the flow process imports, from the same places.
-        self._pythonpath = os.pathsep.join(p for p in sys.path if p)
 
     # --- Scheduler protocol ---------------------------------------------------------
 
@@ -114,9 +159,9 @@ class LocalScheduler:
             if job.held or job.removed:
                 return
             job.held = True
-            if job.process is not None and job.process.poll() is None:
+            if job.process is not None and job.process.alive():
                 job.stopped = job.process
-                _kill_group(job.process)
+                job.process.kill()
             job.log.held(reason, HOLD_CODE_USER)
 
     def remove(self, job_id: JobId, reason: str) -> None:
@@ -126,8 +171,8 @@ class LocalScheduler:
             return
         with job.lock:
             job.removed = True
-            if job.process is not None and job.process.poll() is None:
-                _kill_group(job.process)
+            if job.process is not None and job.process.alive():
+                job.process.kill()
             job.log.aborted(reason)
         job.wake.set()
 
@@ -151,17 +196,27 @@ class LocalScheduler:
         return [
             job.process.pid
             for job in list(self._jobs.values())
-            if job.process is not None and job.process.poll() is None
+            if job.process is not None and job.process.alive()
         ]
 
     # --- execution ------------------------------------------------------------------
 
-    def _environment(self, spec: JobSpec) -> dict[str, str]:
-        env = dict(os.environ)
-        env["PYTHONPATH"] = self._pythonpath
-        env.update(spec.environment)
+    def _environment(self, spec: JobSpec, sandbox: Path) -> dict[str, str]:
+        """The job's environment and what an HTCondor starter adds, nothing else."""
+        env = dict(spec.environment)
+        for name in warm.PER_JOB_ENV:
+            env[name] = str(sandbox)
         env[PARENT_PID_ENV] = str(os.getpid())
         return env
+
+    def _start(self, job: _LocalJob, sandbox: Path) -> _ColdProcess | warm.WarmWorker:
+        spec = job.spec
+        env = self._environment(spec, sandbox)
+        if self.warm_workers and spec.arguments[:2] == ["-m", JOB_MODULE]:
+            worker = warm.POOL.acquire(spec.executable, env)
+            worker.start(spec.arguments[2:], sandbox, env, spec.output, spec.error)
+            return worker
+        return _ColdProcess(spec, sandbox, env)
 
     def _run(self, job: _LocalJob) -> None:
         while True:
@@ -181,59 +236,73 @@ class LocalScheduler:
 
     def _execute(self, job: _LocalJob) -> str:
         spec = job.spec
+        sandbox = Path(tempfile.mkdtemp(prefix="htcondor-job-", dir=self.scratch_dir))
+        try:
+            for name in spec.input_files:  # transfer_input_files
+                shutil.copy2(spec.submit_dir / name, sandbox / name)
+            with job.lock:
+                if job.removed:
+                    return "removed"
+                if job.held:
+                    return "held"
+                job.process = self._start(job, sandbox)
+                job.log.executing()
+            outcome, return_code = self._watch(job)
+            if outcome == "terminated":
+                for name in spec.output_files:  # transfer_output_files
+                    if (sandbox / name).exists():
+                        shutil.move(sandbox / name, spec.submit_dir / name)
+        finally:
+            shutil.rmtree(sandbox, ignore_errors=True)
         with job.lock:
-            if job.removed:
+            if job.removed:  # removed while its output came back
                 return "removed"
-            if job.held:
-                return "held"
-            with open(spec.output, "ab") as out, open(spec.error, "ab") as err:
-                job.process = subprocess.Popen(
-                    [spec.executable, *spec.arguments],
-                    stdout=out,
-                    stderr=err,
-                    stdin=subprocess.DEVNULL,
-                    env=self._environment(spec),
-                    start_new_session=True,
-                )
-            job.log.executing()
-        process = job.process
+            process, job.process = job.process, None
+            if outcome == "terminated":
+                job.log.terminated(return_code)
+            if outcome in ("terminated", "vanished"):
+                with self._lock:
+                    self._jobs.pop(job.id, None)
+        if outcome == "terminated" and isinstance(process, warm.WarmWorker):
+            warm.POOL.release(process, keep=self.max_workers)
+        return outcome
+
+    def _watch(self, job: _LocalJob) -> tuple[str, int]:
+        """Wait for the job's process, holding it when it exceeds its memory request.
+
+        Returns ("terminated" | "vanished" | "held" | "removed", return code)."""
+        spec, process = job.spec, job.process
+        assert process is not None
         limit = spec.request_memory_mb * 1024 * 1024
-        watched = psutil.Process(process.pid) if self.enforce_memory else None
         while True:
             try:
-                return_code = process.wait(timeout=self.memory_poll_seconds)
+                return_code = process.wait(self.memory_poll_seconds)
                 break
             except subprocess.TimeoutExpired:
                 pass
-            if watched is None:
+            if not self.enforce_memory:
                 continue
-            rss = _tree_rss(watched)
+            rss = _tree_rss(process.pid)
             if rss > limit:
                 with job.lock:
                     if job.removed or job.held:
-                        return "removed" if job.removed else "held"
-                    _kill_group(process)
-                    process.wait()
+                        return ("removed" if job.removed else "held"), -1
+                    process.kill()
                     job.held = True
                     job.log.held(
                         f"Job has gone over memory limit of {spec.request_memory_mb} megabytes. "
                         f"Peak usage: {rss // (1024 * 1024)} megabytes.",
                         HOLD_CODE_MEMORY,
                     )
-                return "held"
+                return "held", -1
         with job.lock:
             if job.removed:
-                return "removed"
+                return "removed", return_code
             if job.held or job.stopped is process:
-                return "held"
-            if return_code < 0:
-                logger.warning(
-                    "local job %s was killed by signal %d outside the scheduler",
-                    job.id,
-                    -return_code,
-                )
-            else:
-                job.log.terminated(return_code)
-            with self._lock:
-                self._jobs.pop(job.id, None)
-        return "terminated" if return_code >= 0 else "vanished"
+                return "held", return_code
+        if return_code < 0:
+            logger.warning(
+                "local job %s was killed by signal %d outside the scheduler", job.id, -return_code
+            )
+            return "vanished", return_code
+        return "terminated", return_code

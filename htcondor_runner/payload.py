@@ -7,90 +7,34 @@ code installed on the worker; only functions that cannot be found that way (clos
 ``{"ok": True, "value": ...}`` or ``{"ok": False, "type", "message", "traceback",
 "exception"}`` where ``exception`` is the pickled exception when it pickles.
 
-Staging URIs are fsspec URLs; ``file://`` ones are read with plain ``open`` so a job on
-a shared filesystem does not pay for importing fsspec.
+Both are plain files in the job's sandbox: HTCondor (or the local backend) transfers the
+payload in and the result out, so neither side needs to reach the other's storage.
 """
 
 from __future__ import annotations
 
-import contextlib
 import importlib
-import io
-import json
 import os
 import pickle
 import traceback
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlparse
 
 PROTOCOL_VERSION = 1
-STORAGE_OPTIONS_ENV = "HTCONDOR_RUNNER_STORAGE_OPTIONS"
 
 
 class PayloadError(RuntimeError):
-    """A payload or result could not be written, found or decoded."""
+    """A payload or result could not be decoded."""
 
 
-def _local_path(uri: str) -> str | None:
-    parsed = urlparse(uri)
-    if parsed.scheme == "file":
-        return unquote(parsed.path)
-    if parsed.scheme == "":
-        return uri
-    return None
-
-
-def write_bytes(uri: str, data: bytes, storage_options: dict | None = None) -> None:
-    """Write ``data`` at ``uri`` (atomic for local paths: temp name, then rename)."""
-    path = _local_path(uri)
-    if path is not None:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        tmp = f"{path}.tmp-{os.getpid()}"
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-        return
-    import fsspec
-
-    with fsspec.open(uri, "wb", **(storage_options or {})) as handle:
-        handle.write(data)
-
-
-def read_bytes(uri: str, storage_options: dict | None = None) -> bytes:
-    path = _local_path(uri)
-    if path is not None:
-        with open(path, "rb") as handle:
-            return handle.read()
-    import fsspec
-
-    with fsspec.open(uri, "rb", **(storage_options or {})) as handle:
-        return handle.read()
-
-
-def exists(uri: str, storage_options: dict | None = None) -> bool:
-    path = _local_path(uri)
-    if path is not None:
-        return os.path.exists(path)
-    import fsspec
-
-    fs, fs_path = fsspec.core.url_to_fs(uri, **(storage_options or {}))
-    return fs.exists(fs_path)
-
-
-def delete_tree(uri: str, storage_options: dict | None = None) -> None:
-    """Remove a staging directory; missing is fine."""
-    import fsspec
-
-    fs, fs_path = fsspec.core.url_to_fs(uri, **(storage_options or {}))
-    with contextlib.suppress(FileNotFoundError):
-        fs.rm(fs_path, recursive=True)
-
-
-def storage_options_from_env() -> dict:
-    """The job's fsspec options, as the runner chose to forward them."""
-    raw = os.environ.get(STORAGE_OPTIONS_ENV)
-    return json.loads(raw) if raw else {}
+def write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write ``data`` at ``path`` atomically (temporary name, then rename): a result
+    file either is complete or does not exist."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
 
 
 # --- the call ---------------------------------------------------------------------------
@@ -192,7 +136,7 @@ def dump_error(exc: BaseException) -> bytes:
 
 def load_outcome(data: bytes) -> dict:
     """Decode a result written by :func:`dump_value` or :func:`dump_error`."""
-    body = pickle.load(io.BytesIO(data))
+    body = pickle.loads(data)
     if body.get("version") != PROTOCOL_VERSION:
         raise PayloadError(f"result protocol {body.get('version')} != {PROTOCOL_VERSION}")
     return body

@@ -3,8 +3,9 @@
 The Prefect task engine stays on the flow host for every submitted task (in a thread,
 as with ``ThreadPoolTaskRunner``), so states, retries, timeouts, caching and logs are
 Prefect's own. Only the task's function call travels: the runner gives the engine a
-copy of the task whose ``fn`` is a proxy that writes the call to the staging area,
-submits ``python -m <this package>.job <payload> <result>`` to a scheduler backend,
+copy of the task whose ``fn`` is a proxy that writes the call to a payload file,
+submits ``python -m <this package>.job payload.pkl result.pkl`` to a scheduler backend
+(the payload travels in the job's input sandbox, the result in its output sandbox),
 follows the job's HTCondor user log with ``htcondor2.JobEventLog`` (the same code path
 for the ``htcondor`` and ``local`` backends), streams the job's stdout/stderr into the
 task run log, applies the hold policy, and returns the value or raises the remote
@@ -25,7 +26,7 @@ from __future__ import annotations
 import concurrent.futures
 import copy
 import functools
-import json
+import importlib
 import os
 import pickle
 import re
@@ -57,7 +58,8 @@ if TYPE_CHECKING:
     from prefect.tasks import Task
 
 JOB_MODULE = f"{__package__}.job"
-_SECRET_OPTION = re.compile(r"key|secret|token|password|credential", re.IGNORECASE)
+PAYLOAD_FILE = "payload.pkl"
+RESULT_FILE = "result.pkl"
 
 
 class RemoteJobError(Exception):
@@ -96,6 +98,14 @@ class JobRemovedError(RuntimeError):
 
 def _safe_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-")[:80] or "job"
+
+
+def _resolve(reference: str) -> Callable[..., Any]:
+    """``"package.module:function"`` → the function."""
+    module, _, name = reference.partition(":")
+    if not name:
+        raise ValueError(f"prepare_call must be 'module:function', not {reference!r}")
+    return getattr(importlib.import_module(module), name)
 
 
 def _is_memory_hold(code: int, reason: str) -> bool:
@@ -283,29 +293,29 @@ class HTCondorTaskRunner(TaskRunner[HTCondorFuture]):
         if o.backend == "local":
             from .local import LocalScheduler
 
-            return LocalScheduler(max_workers=o.max_workers)
+            return LocalScheduler(
+                max_workers=o.max_workers, warm_workers=o.warm_workers, scratch_dir=o.scratch_dir
+            )
         from .condor import HTCondorScheduler
 
-        return HTCondorScheduler(schedd_name=o.schedd_name, collector=o.collector)
+        return HTCondorScheduler(
+            schedd_name=o.schedd_name,
+            collector=o.collector,
+            spool=bool(o.spool),
+            token_file=o.token_file,
+            condor_config=o.condor_config,
+            poll_seconds=o.poll_seconds,
+        )
 
     def job_environment(self) -> dict[str, str]:
         """The job's whole environment, the same for a local and a pool job: the
-        ``pass_env`` names, thread counts, staging options, ``environment``.
-
-        Staging credentials travel only with ``forward_credentials``.
-        """
+        ``pass_env`` names found in the flow's environment, thread counts matching
+        ``request_cpus``, then ``environment``."""
         o = self.options
         env = {name: os.environ[name] for name in o.pass_env if name in os.environ}
         threads = str(o.request_cpus)
         env.setdefault("OMP_NUM_THREADS", threads)
         env.setdefault("NUMBA_NUM_THREADS", threads)
-        options = o.storage_options
-        if not o.forward_credentials:
-            options = {k: v for k, v in options.items() if not _SECRET_OPTION.search(k)}
-        if options:
-            env[payload.STORAGE_OPTIONS_ENV] = json.dumps(
-                options, sort_keys=True, separators=(",", ":")
-            )
         env.update(o.environment)
         return env
 
@@ -321,20 +331,18 @@ class HTCondorTaskRunner(TaskRunner[HTCondorFuture]):
         logger = get_run_logger()
         batch = _safe_name(flow_ctx.flow_run.name if flow_ctx and flow_ctx.flow_run else "adhoc")
         attempt = f"{task_run.id}-{task_run.run_count}"
-        options = self.options.storage_options
-        stage = f"{self.options.staging_url.rstrip('/')}/{attempt}"
         workdir = self.options.job_dir / batch / f"{_safe_name(task_run.name)}-{attempt}"
-        payload_uri, result_uri = f"{stage}/payload.pkl", f"{stage}/result.pkl"
-        payload.write_bytes(payload_uri, payload.dump_call(fn, args, kwargs), options)
+        workdir.mkdir(parents=True, exist_ok=True)
+        if self.options.prepare_call:
+            args, kwargs = _resolve(self.options.prepare_call)(fn, args, kwargs)
+        payload.write_bytes(workdir / PAYLOAD_FILE, payload.dump_call(fn, args, kwargs))
         succeeded = False
         try:
-            value = self._run_job(
-                task_run.id, task_run.name, batch, workdir, payload_uri, result_uri, options, logger
-            )
+            value = self._run_job(task_run.id, task_run.name, batch, workdir, logger)
             succeeded = True
             return value
         finally:
-            payload.delete_tree(stage, options)
+            (workdir / PAYLOAD_FILE).unlink(missing_ok=True)
             if succeeded and not self.options.keep_job_files:
                 shutil.rmtree(workdir, ignore_errors=True)
 
@@ -344,9 +352,6 @@ class HTCondorTaskRunner(TaskRunner[HTCondorFuture]):
         task_run_name: str,
         batch: str,
         workdir: Path,
-        payload_uri: str,
-        result_uri: str,
-        options: dict,
         logger: logging.Logger | logging.LoggerAdapter,
     ) -> Any:
         scheduler = self._scheduler
@@ -359,11 +364,14 @@ class HTCondorTaskRunner(TaskRunner[HTCondorFuture]):
             submission += 1
             spec = JobSpec(
                 executable=self.options.python,
-                arguments=["-m", JOB_MODULE, payload_uri, result_uri],
+                arguments=["-m", JOB_MODULE, PAYLOAD_FILE, RESULT_FILE],
                 log=workdir / f"job-{submission}.log",
                 output=workdir / f"job-{submission}.out",
                 error=workdir / f"job-{submission}.err",
                 batch_name=batch,
+                directory=workdir,
+                input_files=(PAYLOAD_FILE,),
+                output_files=(RESULT_FILE,),
                 request_cpus=self.options.request_cpus,
                 request_memory_mb=memory,
                 request_disk_mb=self.options.request_disk_mb,
@@ -404,11 +412,9 @@ class HTCondorTaskRunner(TaskRunner[HTCondorFuture]):
                 memory = min(2 * memory, cap)
                 logger.warning("job %s held: %s; resubmitting with %d MB", job, detail, memory)
                 continue
-            return self._outcome(job, outcome, detail, spec, result_uri, options)
+            return self._outcome(job, outcome, detail, spec)
 
-    def _outcome(
-        self, job: JobId, outcome: str, detail: Any, spec: JobSpec, result_uri: str, options: dict
-    ) -> Any:
+    def _outcome(self, job: JobId, outcome: str, detail: Any, spec: JobSpec) -> Any:
         if outcome == "held":
             raise JobHeldError(
                 f"job {job} was held and removed after {self.options.max_releases} "
@@ -426,9 +432,11 @@ class HTCondorTaskRunner(TaskRunner[HTCondorFuture]):
                 f"job {job} exited with status {detail} without running the task function; "
                 f"see {spec.error}"
             )
-        if not payload.exists(result_uri, options):
-            raise JobFailedError(f"job {job} exited 0 but wrote no result at {result_uri}")
-        body = payload.load_outcome(payload.read_bytes(result_uri, options))
+        result = spec.submit_dir / RESULT_FILE
+        if not result.exists():
+            raise JobFailedError(f"job {job} exited 0 but no {RESULT_FILE} came back to {result}")
+        body = payload.load_outcome(result.read_bytes())
+        result.unlink()
         if body["ok"]:
             return body["value"]
         error = RemoteJobError(str(job), body["type"], body["message"], body["traceback"])

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import io
 import tempfile
+import urllib.request
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
+from urllib.parse import unquote, urlparse
 
 from cygno.reco.config import RecoConfig
 from cygno.reco.pedestal import PedestalMaps
@@ -15,21 +19,65 @@ from cygno.tasks import resources
 from cygno.tasks.models import Chunk, ChunkOutput, Pedestal, RawFile
 
 
+@dataclass(frozen=True)
+class ChunkAccess:
+    """Where a chunk job reads its inputs without the store's keys: presigned HTTPS URLs
+    (S3 store) or ``file://`` URLs (a filesystem store the job shares). Made on the
+    flow host for each attempt by :func:`cygno.tasks.presign.prepare_chunk_call`."""
+
+    raw_url: str = field(repr=False)
+    pedestal_url: str = field(repr=False)
+
+
+def _is_http(url: str) -> bool:
+    return url.startswith(("http://", "https://"))
+
+
+def _file_path(url: str) -> str:
+    return unquote(urlparse(url).path)
+
+
+def _read_all(url: str) -> bytes:
+    if _is_http(url):
+        with urllib.request.urlopen(url, timeout=300) as response:
+            return response.read()
+    return Path(_file_path(url)).read_bytes()
+
+
+def _open_ranged(url: str, size: int) -> IO[bytes]:
+    """A seekable reader: HTTP range requests on a presigned GET (the size is known, so
+    no HEAD, which a GET signature would not allow)."""
+    if _is_http(url):
+        import fsspec
+
+        return fsspec.filesystem("http").open(url, "rb", size=size, block_size=8 << 20)
+    return open(_file_path(url), "rb")
+
+
 def reconstruct_chunk(
     raw: RawFile,
     chunk: Chunk,
     pedestal: Pedestal,
     config: RecoConfig,
     index: EventIndex | None = None,
+    access: ChunkAccess | None = None,
 ) -> ChunkOutput:
     """Reconstruct pictures [start, stop) of a run straight from the store; the chunk's
     ROOT file comes back as bytes (clusters only: small). With the run's `index` (see
-    tasks.reconstruct.index_raw) the read starts near the chunk, not at byte 0."""
-    store = resources.store()
-    maps = PedestalMaps.load(io.BytesIO(store.get_bytes(pedestal.key)))
+    tasks.reconstruct.index_raw) the read starts near the chunk, not at byte 0. With
+    `access` (a pool job) the inputs are read through its URLs; without, through the
+    store the settings name."""
+    if access is None:
+        store = resources.store()
+        pedestal_bytes = store.get_bytes(pedestal.key)
+        opened = store.open(raw.key, "rb")
+    else:
+        pedestal_bytes = _read_all(access.pedestal_url)
+        opened = _open_ranged(access.raw_url, raw.size)
+    maps = PedestalMaps.load(io.BytesIO(pedestal_bytes))
     with tempfile.TemporaryDirectory(prefix="cygno-chunk-") as tmp:
         out = Path(tmp) / f"chunk_{chunk.start:06d}.root"
-        with store.open(raw.key, "rb") as stream:
+        with opened as stream:
             summary = reconstruct_file(
                 stream,
                 maps,

@@ -22,14 +22,9 @@ from cygno.storage.midas import EventIndex, MidasFile
 from cygno.tasks import jobs, resources
 from cygno.tasks.models import Chunk, ChunkOutput, Pedestal, RawFile, RecoOutput
 
-#: Non-secret settings a chunk job needs; copied from the flow's environment when set.
-JOB_PASS_ENV = (
-    "CYGNO_STORE_URL",
-    "CYGNO_S3_ENDPOINT_URL",
-    "CYGNO_RECO_CONFIG",
-    "CYGNO_CHUNK_EVENTS",
-    "NUMBA_CACHE_DIR",
-)
+#: What a chunk job needs of the flow's environment (copied when set). Not the store:
+#: a job reads its inputs through the URLs tasks.presign makes, never with the keys.
+JOB_PASS_ENV = ("NUMBA_CACHE_DIR",)
 
 
 def chunk_task_runner() -> HTCondorTaskRunner:
@@ -40,17 +35,16 @@ def chunk_task_runner() -> HTCondorTaskRunner:
         RunnerOptions(
             backend=s.executor,
             max_workers=s.workers if local else None,
-            staging_url=s.store_url.rstrip("/") + "/staging",
-            storage_options=s.storage_options(),
             job_dir=s.data_dir / "jobs",
             pass_env=JOB_PASS_ENV,
+            prepare_call="cygno.tasks.presign:prepare_chunk_call",
             schedd_name=s.htcondor_schedd,
             collector=s.htcondor_collector,
+            spool=s.htcondor_spool,
+            token_file=s.htcondor_token_file,
             python=s.htcondor_python or sys.executable,
             container_image=s.htcondor_container_image,
             request_memory_mb=s.htcondor_request_memory_mb,
-            # Local processes run on this host, beside the keys already.
-            forward_credentials=local or s.htcondor_forward_credentials,
         )
     )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+from pathlib import Path
 
 import psutil
 
@@ -18,7 +19,8 @@ def _kill_first_job(stop: threading.Event, killed: list[int]) -> None:
     while not stop.is_set() and not killed:
         for child in me.children(recursive=True):
             try:
-                if "cygno.htcondor_runner.job" in " ".join(child.cmdline()):
+                # a job process (cold, or a warm worker running a job) works in its sandbox
+                if Path(child.cwd()).name.startswith("htcondor-job-"):
                     child.send_signal(signal.SIGKILL)
                     killed.append(child.pid)
                     return

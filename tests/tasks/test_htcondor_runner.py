@@ -22,7 +22,6 @@ from prefect.client.schemas.filters import LogFilter, LogFilterTaskRunId
 from prefect.logging.handlers import APILogHandler
 
 from cygno.htcondor_runner import payload
-from cygno.htcondor_runner.condor import HTCondorScheduler, submit_description
 from cygno.htcondor_runner.runner import (
     HTCondorTaskRunner,
     JobHeldError,
@@ -30,7 +29,7 @@ from cygno.htcondor_runner.runner import (
     JobVanishedError,
     RemoteJobError,
 )
-from cygno.htcondor_runner.scheduler import JobSpec, SchedulerError
+from cygno.htcondor_runner.scheduler import JobSpec
 
 sys.path.insert(0, str(Path(__file__).parent))
 import test_runner_jobfns as jobfns
@@ -46,12 +45,17 @@ sleep_with_pidfile = task(jobfns.sleep_with_pidfile)
 trivial = task(jobfns.trivial)
 
 
+#: Jobs get nothing of the flow's environment unasked, as on a pool: they find the
+#: test functions because the runner is told where they are.
+JOBFNS_ENV = {"PYTHONPATH": str(Path(__file__).parent)}
+
+
 @pytest.fixture
 def make_runner(tmp_path):
     def make(**options) -> HTCondorTaskRunner:
         options.setdefault("max_workers", 2)
-        options.setdefault("staging_url", (tmp_path / "staging").as_uri())
         options.setdefault("job_dir", tmp_path / "jobs")
+        options.setdefault("environment", JOBFNS_ENV)
         return HTCondorTaskRunner(backend="local", **options)
 
     return make
@@ -86,17 +90,17 @@ def squares_flow(n: int, seconds: float):
 
 
 def test_tasks_run_in_parallel_processes_and_return_results(make_runner, tmp_path):
-    results = squares_flow.with_options(task_runner=make_runner())(4, 0.8)
+    results = squares_flow.with_options(task_runner=make_runner(warm_workers=False))(4, 0.8)
     assert [r["value"] for r in results] == [0, 1, 4, 9]
     first, second = sorted(results, key=lambda r: r["start"])[:2]
     assert first["start"] < second["end"] and second["start"] < first["end"], "no overlap"
-    assert len({r["pid"] for r in results} | {os.getpid()}) == 5
+    assert len({r["pid"] for r in results} | {os.getpid()}) == 5, "one process per cold job"
     # never more than max_workers=2 jobs at once
     for r in results:
         running = [o for o in results if o["start"] <= r["start"] < o["end"]]
         assert len(running) <= 2
-    # successful jobs leave nothing behind in staging or the job directory
-    assert not any((tmp_path / "staging").rglob("*.pkl"))
+    # successful jobs leave nothing behind in the job directory
+    assert not any((tmp_path / "jobs").rglob("*.pkl"))
     assert not any((tmp_path / "jobs").rglob("*.log"))
 
 
@@ -235,7 +239,7 @@ def test_flow_process_sigterm_removes_jobs(tmp_path):
         "from cygno.htcondor_runner import HTCondorTaskRunner\n"
         "import test_runner_jobfns as jobfns\n"
         "runner = HTCondorTaskRunner(backend='local', max_workers=1,"
-        f" staging_url={(tmp_path / 's').as_uri()!r}, job_dir={str(tmp_path / 'jobs')!r})\n"
+        f" job_dir={str(tmp_path / 'jobs')!r}, environment={JOBFNS_ENV!r})\n"
         "@flow(task_runner=runner)\n"
         "def f():\n"
         f"    task(jobfns.sleep_with_pidfile).submit({str(pidfile)!r}, 120).wait()\n"
@@ -264,19 +268,19 @@ def test_flow_process_sigterm_removes_jobs(tmp_path):
 
 
 def test_job_entry_point_runs_without_prefect(tmp_path):
-    payload_uri = (tmp_path / "payload.pkl").as_uri()
-    result_uri = (tmp_path / "result.pkl").as_uri()
-    payload.write_bytes(payload_uri, payload.dump_call(jobfns.imported_top_level_modules, (), {}))
-    env = dict(os.environ, PYTHONPATH=str(Path(__file__).parent))
+    payload.write_bytes(
+        tmp_path / "payload.pkl", payload.dump_call(jobfns.imported_top_level_modules, (), {})
+    )
     done = subprocess.run(
-        [sys.executable, "-m", "cygno.htcondor_runner.job", payload_uri, result_uri],
-        env=env,
+        [sys.executable, "-m", "cygno.htcondor_runner.job", "payload.pkl", "result.pkl"],
+        env=JOBFNS_ENV,
+        cwd=tmp_path,
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert done.returncode == 0, done.stderr
-    modules = payload.load_outcome(payload.read_bytes(result_uri))["value"]
+    modules = payload.load_outcome((tmp_path / "result.pkl").read_bytes())["value"]
     assert "cygno" in modules
     assert "prefect" not in modules and "pytest" not in modules
 
@@ -321,97 +325,49 @@ def test_local_backend_log_is_parsed_by_jobeventlog(tmp_path):
     assert spec.output.read_text() == "hi\n"
 
 
-# --- the htcondor backend, structurally --------------------------------------------------
+# --- no shared filesystem, no inherited environment, warm workers ---------------------
 
-
-def test_submit_description_with_real_htcondor_submit(tmp_path):
-    runner = HTCondorTaskRunner(
-        backend="htcondor",
-        request_cpus=2,
-        request_memory_mb=3000,
-        request_disk_mb=5000,
-        environment={"CYGNO_RECO_CONFIG": "lngs"},
-        container_image="docker://cygno/reco:1",
-        extra_submit={"accounting_group": "cygno"},
-        storage_options={"endpoint_url": "http://s3:9000", "key": "AKIA", "secret": "s3cr3t"},
-    )
-    env = runner.job_environment()
-    assert "s3cr3t" not in str(env) and "AKIA" not in str(env)
-    assert "http://s3:9000" in env[payload.STORAGE_OPTIONS_ENV]
-    spec = JobSpec(
-        executable="/opt/venv/bin/python",
-        arguments=["-m", "cygno.htcondor_runner.job", "s3://b/staging/p.pkl", "s3://b/r.pkl"],
-        log=tmp_path / "job.log",
-        output=tmp_path / "job.out",
-        error=tmp_path / "job.err",
-        batch_name="process-run-run01234",
-        request_cpus=runner.options.request_cpus,
-        request_memory_mb=runner.options.request_memory_mb,
-        request_disk_mb=runner.options.request_disk_mb,
-        environment=env,
-        container_image=runner.options.container_image,
-        extra=runner.options.extra_submit,
-    )
-    description = submit_description(spec)
-    assert isinstance(description, htcondor2.Submit)
-    assert description["request_cpus"] == "2"
-    assert description["request_memory"] == "3000MB"
-    assert description["request_disk"] == "5000MB"
-    assert description["batch_name"] == "process-run-run01234"
-    assert description["MY.JobBatchName"] == '"process-run-run01234"'
-    assert description["log"] == str(spec.log)
-    assert description["output"] == str(spec.output)
-    assert description["error"] == str(spec.error)
-    assert "CYGNO_RECO_CONFIG=lngs" in description["environment"]
-    assert description["getenv"] == "false"
-    assert description["container_image"] == "docker://cygno/reco:1"
-    assert description["accounting_group"] == "cygno"
-    assert "cygno.htcondor_runner.job s3://b/staging/p.pkl" in description["arguments"]
-    assert "queue" in str(description)
-
-
-def test_unreachable_schedd_gives_a_clear_error(tmp_path):
-    spec = _python_job(tmp_path, "pass")
-    with pytest.raises(SchedulerError, match=r"cannot reach HTCondor.*backend='local'"):
-        HTCondorScheduler().submit(spec)
+sandbox_view = task(jobfns.sandbox_view)
 
 
 @flow
-def trivial_flow():
-    return _outcome(trivial.submit(1))
+def sandbox_flow(name: str):
+    return sandbox_view.submit(name).result()
 
 
-def test_unreachable_schedd_fails_the_task_run(tmp_path):
-    runner = HTCondorTaskRunner(
-        backend="htcondor", staging_url=(tmp_path / "staging").as_uri(), job_dir=tmp_path
-    )
-    outcome = trivial_flow.with_options(task_runner=runner)()
-    assert _task_run(outcome["id"]).state.is_failed()
-    assert isinstance(outcome["value"], SchedulerError)
-    assert "Unable to locate local daemon" in str(outcome["value"])
+@pytest.mark.parametrize("warm", [False, True], ids=["cold", "warm"])
+def test_a_job_sees_only_its_sandbox_and_its_environment(make_runner, tmp_path, monkeypatch, warm):
+    """What works locally works on a pool without a shared filesystem: the job starts in
+    an empty directory holding only its payload, with only the environment it was given."""
+    monkeypatch.chdir(tmp_path)
+    Path("flow-file.txt").write_text("on the flow host only")
+    monkeypatch.setenv("FLOW_ONLY_SECRET", "s3cr3t")
+    runner = make_runner(warm_workers=warm, environment={**JOBFNS_ENV, "ASKED_FOR": "yes"})
+    view = sandbox_flow.with_options(task_runner=runner)("flow-file.txt")
+    assert view["listing"] == ["payload.pkl"]
+    assert not view["sees_flow_file"]
+    assert Path(view["cwd"]) != tmp_path and not Path(view["cwd"]).exists(), "sandbox removed"
+    env = view["environment"]
+    assert "FLOW_ONLY_SECRET" not in env and "PATH" not in env and "HOME" not in env
+    assert env["ASKED_FOR"] == "yes" and env["PYTHONPATH"] == JOBFNS_ENV["PYTHONPATH"]
+    assert env["_CONDOR_SCRATCH_DIR"] == env["TMPDIR"] == view["cwd"]
+    assert str(tmp_path) not in view["sys_path"]
 
 
 @flow
-def s3_flow():
-    return _outcome(timed_square.submit(7, 0.0))
+def two_in_a_row_flow(name: str):
+    return [sandbox_view.submit(name).result()["pid"] for _ in range(2)]
 
 
-def test_staging_on_s3(s3_server, tmp_path):
-    import fsspec
-
-    bucket = s3_server.new_bucket()
-    runner = HTCondorTaskRunner(
-        backend="local",
-        max_workers=1,
-        staging_url=f"s3://{bucket}/staging",
-        storage_options=s3_server.storage_options(),
-        job_dir=tmp_path / "jobs",
-    )
-    outcome = s3_flow.with_options(task_runner=runner)()
-    assert outcome["value"]["value"] == 49
-    fs = fsspec.filesystem("s3", **s3_server.storage_options())
-    fs.invalidate_cache()
-    assert fs.find(f"{bucket}/staging") == [], "staging is cleaned after the result is read"
+def test_warm_workers_serve_successive_jobs_cold_ones_do_not(make_runner):
+    warm = two_in_a_row_flow.with_options(task_runner=make_runner(max_workers=1))("x")
+    assert warm[0] == warm[1], "the warm worker ran both jobs"
+    again = two_in_a_row_flow.with_options(task_runner=make_runner(max_workers=1))("x")
+    assert again == warm, "and stays warm for the next flow run"
+    cold = two_in_a_row_flow.with_options(
+        task_runner=make_runner(max_workers=1, warm_workers=False)
+    )("x")
+    assert cold[0] != cold[1]
 
 
 @flow

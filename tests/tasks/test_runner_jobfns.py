@@ -65,3 +65,16 @@ def count_call(counter: str, x: int) -> int:
     with open(counter, "a") as handle:
         handle.write(f"{x}\n")
     return x * 10
+
+
+def sandbox_view(relative_name: str) -> dict:
+    """What a job sees around it: its directory, its environment, and whether a file
+    the flow has in its own working directory is visible by that relative name."""
+    return {
+        "cwd": os.getcwd(),
+        "listing": sorted(os.listdir(".")),
+        "environment": dict(os.environ),
+        "sees_flow_file": Path(relative_name).exists(),
+        "sys_path": list(sys.path),
+        "pid": os.getpid(),
+    }
