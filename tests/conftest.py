@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import uuid
@@ -74,14 +75,21 @@ def _server_url(backend: str) -> str | None:
 @pytest.fixture(params=["sqlite", "mariadb", "postgres"])
 def db_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:
     """A URL to an empty database of each backend, dropped after the test."""
-    backend = request.param
+    with fresh_database(request.param, tmp_path) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def fresh_database(backend: str, tmp_path) -> Iterator[str]:
+    """A new, uniquely named empty database of `backend` (sqlite, mariadb, postgres),
+    dropped on exit; skips the test when the server's URL is not set."""
+    name = f"cygno_test_{uuid.uuid4().hex[:12]}"
     if backend == "sqlite":
-        yield f"sqlite:///{tmp_path / 'test.db'}"
+        yield f"sqlite:///{tmp_path / (name + '.db')}"
         return
     base = _server_url(backend)
     if not base:
         pytest.skip(f"CYGNO_TEST_{backend.upper()}_URL is not set; CI sets it")
-    name = f"cygno_test_{uuid.uuid4().hex[:12]}"
     admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(sa.text(f"CREATE DATABASE {name}"))
