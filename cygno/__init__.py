@@ -1,3 +1,5 @@
 """cygno-pipeline: the CYGNO data platform."""
 
-__version__ = "0.1.0"
+from cygno.storage.lineage import code_version
+
+__version__ = code_version()  # one source of truth: the distribution's metadata

@@ -1,24 +1,23 @@
 """Reconstruction parameters: one TOML per detector configuration, a frozen dataclass.
 
 The short hash of every parameter (canonical JSON) is part of the reco version, so two
-outputs with the same version were made with the same physics choices.
+outputs with the same version were made with the same physics choices; each section has
+its own hash too, for the products only that section governs (the pedestal maps).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import cygno
 from cygno.reco.features import FeatureParams
 from cygno.reco.idbscan import IDBSCANParams
 from cygno.reco.pmt.params import PMTParams
+from cygno.storage.lineage import code_version, digest
 
 BUILTIN = ("lngs", "lnf", "mc")
 
@@ -99,8 +98,11 @@ class RecoConfig:
     @property
     def hash(self) -> str:
         """Short stable hash of the canonical JSON of all parameters."""
-        text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(text.encode()).hexdigest()[:10]
+        return digest(self.to_dict())
+
+    def section_hash(self, section: str) -> str:
+        """Short stable hash of one section's parameters (e.g. ``"pedestal"``)."""
+        return digest(self.to_dict()[section])
 
 
 _SECTIONS: dict[str, type] = {
@@ -144,4 +146,5 @@ def load_config(name_or_path: str | Path = "lngs") -> RecoConfig:
 
 
 def reco_version(config: RecoConfig) -> str:
-    return f"{cygno.__version__}+{config.hash}"
+    """``<code version>+<config hash>``: the code and every parameter that made an output."""
+    return f"{code_version()}+{config.hash}"
