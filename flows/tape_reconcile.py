@@ -2,7 +2,9 @@
 
 catalog snapshot ─ tape + raw/ listings ─ catalog snapshot   (Rucio auditor)
   → plan (dark / lost / missing, within the re-archive threshold)
-  → verify tape copies (mismatch: flagged, never overwritten) ∥ re-archive missing
+  → catalog copies no longer on tape: "missing"
+  → verify tape copies (ok only from bytes read back; mismatch: flagged, never
+    overwritten) ∥ re-archive missing
   → table artifact
 """
 
@@ -14,6 +16,7 @@ from prefect.states import Completed, Failed
 from cygno.tasks.reconcile import (
     Finding,
     catalog_snapshot,
+    mark_missing_copies,
     plan_reconcile,
     raw_listing,
     report_reconcile,
@@ -31,8 +34,9 @@ def tape_reconcile(max_rearchive_fraction: float = 0.05, read_back: bool = True)
     on_tape, on_disk = tape_listing(), raw_listing()
     after = catalog_snapshot()
     plan = plan_reconcile(before, on_tape, on_disk, after, max_rearchive_fraction)
+    mark_missing_copies(plan.gone)
     archived = archive_to_tape.map(plan.to_archive, force=unmapped(True))
-    findings = [*plan.findings, *verify_tape_copies(plan.to_verify, read_back)]
+    findings = [*plan.findings, *verify_tape_copies(plan.to_verify, read_back, plan.flagged)]
     for raw, future in zip(plan.to_archive, archived, strict=True):
         future.wait()
         done = future.state.is_completed()

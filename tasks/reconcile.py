@@ -27,6 +27,8 @@ class ReconcilePlan:
     to_verify: dict[str, str]  # key → catalog adler32
     findings: list[Finding] = field(default_factory=list)
     held_back: int = 0  # repairs not attempted because they exceed the safety threshold
+    flagged: frozenset[str] = frozenset()  # keys whose catalog tape copy is "mismatch"
+    gone: dict[str, str] = field(default_factory=dict)  # tape URI not on tape → raw URI
 
 
 @task(name="catalog-snapshot", retries=2, retry_delay_seconds=10)
@@ -122,7 +124,24 @@ def plan_reconcile(
         to_verify=to_verify,
         findings=findings,
         held_back=held_back,
+        flagged=frozenset(k for k in to_verify if "mismatch" in after[k]["tape"].values()),
+        gone={
+            uri: after[k]["raw"].uri
+            for k in missing
+            for uri, state in after[k]["tape"].items()
+            if state != "missing"
+        },
     )
+
+
+@task(name="mark-missing-copies", retries=2, retry_delay_seconds=10)
+def mark_missing_copies(gone: dict[str, str]) -> int:
+    """Catalogued tape copies that the tape no longer lists are "missing", not ok
+    (before any re-archive, which then records a fresh copy)."""
+    catalog = resources.catalog()
+    for tape_uri in sorted(gone):
+        catalog.mark_tape_copy(tape_uri, "missing")
+    return len(gone)
 
 
 @task(
@@ -132,24 +151,39 @@ def plan_reconcile(
     timeout_seconds=24 * 3600,
     tags=["tape"],
 )
-def verify_tape_copies(expected: dict[str, str], read_back: bool = True) -> list[Finding]:
-    """Compare each tape copy with the catalog's adler32 (reading the bytes back, or the
-    tape namespace only); a mismatch is recorded and never overwritten."""
+def verify_tape_copies(
+    expected: dict[str, str], read_back: bool = True, flagged: frozenset[str] = frozenset()
+) -> list[Finding]:
+    """Compare each tape copy with the catalog's adler32.
+
+    Reading the bytes back (``read_back``) is the only thing that makes a copy "ok"
+    (with a fresh ``verified_at``). The namespace checksum alone can only find a
+    mismatch: where it agrees the copy is "listed" (bytes not read), and a copy already
+    ``flagged`` as mismatch stays so. A mismatch is recorded, never overwritten.
+    """
     tape, catalog, store = resources.tape(), resources.catalog(), resources.store()
     findings = []
     for key, adler32 in sorted(expected.items()):
+        tape_uri, raw_uri = tape.uri(key), store.uri(key)
         held = tape.checksum(key)
-        good = tape.verify(key, adler32) if read_back else held == adler32
-        tape_uri = tape.uri(key)
+        if read_back:
+            good = tape.verify(key, adler32)
+        elif held == adler32:
+            good = None if key not in flagged else False
+        else:
+            good = False
         if good:
-            findings.append(Finding(key, "ok"))
+            catalog.record_tape_copy(raw_uri, tape_uri, adler32, None, verified=True)
+            findings.append(Finding(key, "ok", "read back"))
             continue
-        if not catalog.tape_copies(raw_uri=store.uri(key)):
-            catalog.record_tape_copy(store.uri(key), tape_uri, held or "00000000", None, False)
+        if good is None:
+            findings.append(Finding(key, "listed", "namespace adler32 agrees, bytes not read"))
+            continue
+        if not catalog.tape_copies(raw_uri=raw_uri):
+            catalog.record_tape_copy(raw_uri, tape_uri, held or "00000000", None, False)
         catalog.mark_tape_copy(tape_uri, "mismatch")
-        findings.append(
-            Finding(key, "mismatch", f"tape bytes differ from catalog adler32 {adler32}")
-        )
+        how = "tape bytes" if read_back else "tape copy (flagged or namespace)"
+        findings.append(Finding(key, "mismatch", f"{how} differ from catalog adler32 {adler32}"))
     return findings
 
 
