@@ -192,10 +192,26 @@ class FeatureParams:
     peak_distance: int = 6
     peak_prominence: float = 2.0
     peak_width: float = 2.0
+    redpix_max_length: float = 100000.0
+    redpix_min_integral: float = 850.0
+
+
+# The picture's reduced pixels (production's scfullinfo): every hit of the clusters with
+# sc_length < redpix_max_length and sc_integral > redpix_min_integral, cluster after
+# cluster in the sc_ order; sc_redpixIdx is a cluster's first index there (-1: not saved).
+REDPIX_BRANCHES: dict[str, str] = {
+    "redpix_ix": "int32",
+    "redpix_iy": "int32",
+    "redpix_iz": "float32",
+}
+REDPIX_INDEX = "sc_redpixIdx"
 
 
 def empty_features() -> dict[str, np.ndarray]:
-    return {b: np.empty(0, np.int32 if b in INT_BRANCHES else np.float32) for b in BRANCHES}
+    out = {b: np.empty(0, np.int32 if b in INT_BRANCHES else np.float32) for b in BRANCHES}
+    out[REDPIX_INDEX] = np.empty(0, np.float32)
+    out.update({b: np.empty(0, t) for b, t in REDPIX_BRANCHES.items()})
+    return out
 
 
 def cluster_features(
@@ -206,8 +222,9 @@ def cluster_features(
     tracklike: np.ndarray,
     params: FeatureParams | None = None,
 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Per-cluster arrays named as the `Events` branches, sorted by integral, descending,
-    and the cluster id of each row (so callers can find each row's macro-pixels).
+    """Per-cluster arrays named as the `Events` branches, sorted by integral, descending
+    (plus sc_redpixIdx and the picture's redpix_* arrays), and the cluster id of each row
+    (so callers can find each row's macro-pixels).
 
     z: pedestal-subtracted full-resolution picture (anything indexable by (x, y) arrays);
     zs: zero-suppressed values (a hit counts in sc_nhits where zs > 0); points (n, 2)
@@ -255,6 +272,18 @@ def cluster_features(
         b: out[:, i].astype(np.int32 if b in INT_BRANCHES else np.float32)
         for i, b in enumerate(BRANCHES)
     }
+    saved = (out[:, _COL["sc_length"]] < params.redpix_max_length) & (
+        out[:, _COL["sc_integral"]] > params.redpix_min_integral
+    )
+    hits = [np.arange(starts_m[c] * r * r, (starts_m[c] + counts_m[c]) * r * r) for c in order]
+    take = np.concatenate([h for h, keep in zip(hits, saved, strict=True) if keep] or [[]])
+    take = take.astype(np.int64)
+    sizes = np.array([len(h) if keep else 0 for h, keep in zip(hits, saved, strict=True)])
+    first = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+    arrays[REDPIX_INDEX] = np.where(saved, first, -1).astype(np.float32)
+    arrays["redpix_ix"] = hx[take].astype(np.int32)
+    arrays["redpix_iy"] = hy[take].astype(np.int32)
+    arrays["redpix_iz"] = (np.round(hz[take] * 10) / 10).astype(np.float32)
     return arrays, ids[order].astype(np.int32)
 
 

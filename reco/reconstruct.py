@@ -3,9 +3,10 @@
 Module-level functions only: HTCondor jobs receive them by module reference.
 Per picture the timings are (the full-resolution steps are fused into one kernel):
 ``t_pedsub`` = the fused pass (spark sum, cimax, pedestal subtraction, zero
-suppression, acceptance, 2×2 median and ×4 rebin); ``t_zerosup`` and ``t_rebin`` = 0
-(done inside that pass); ``t_noisered`` = macro-pixel neighbour filter + point
-selection; ``t_DBSCAN`` = iDBSCAN; ``t_variables`` = cluster features.
+suppression, acceptance, 2×2 median and ×4 rebin); ``t_saturation``, ``t_zerosup``,
+``t_xycut``, ``t_rebin`` and ``t_medianfilter`` = 0 (done inside that pass; production's
+saturation correction is off at LNGS); ``t_noisered`` = macro-pixel neighbour filter +
+point selection; ``t_DBSCAN`` = iDBSCAN; ``t_variables`` = cluster features.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from cygno.reco.idbscan import idbscan
 from cygno.reco.pedestal import PedestalMaps
 from cygno.reco.pmt import PMTStage
 from cygno.reco.rootio import CLUSTER_BRANCHES, RecoWriter
+from cygno.reco.slowcontrol import SLOW_BANK, SlowControl
 from cygno.storage.midas import EventIndex, MidasFile
 
 BATCH = 64  # pictures per TTree basket write
@@ -146,7 +148,8 @@ def reconstruct_picture(
     result = idbscan(steps.points, steps.weights, config.idbscan, seed=seed)
     t1 = time.perf_counter()
     z = pic.PictureZ(frame, prep.mean, config.picture.cimax)
-    zs = pic.PictureZS(z, prep.threshold, prep.acceptance)
+    # production counts sc_nhits on the zero-suppressed picture before the acceptance cut
+    zs = pic.PictureZS(z, prep.threshold, (0, frame.shape[0], 0, frame.shape[1]))
     clusters, _ = cluster_features(
         z, zs, steps.points, result.labels, result.tracklike, prep.features
     )
@@ -160,8 +163,11 @@ def reconstruct_picture(
         "lp_len": len(steps.points),
         "nSc": len(clusters["sc_integral"]),
         "t_pedsub": steps.t_pass,
+        "t_saturation": 0.0,
         "t_zerosup": 0.0,
+        "t_xycut": 0.0,
         "t_rebin": 0.0,
+        "t_medianfilter": 0.0,
         "t_noisered": steps.t_noise,
         "t_DBSCAN": t1 - t0,
         "t_variables": t2 - t1,
@@ -245,6 +251,7 @@ def reconstruct_file(
         )
         first = events[0] if events is not None else 0
         ped_run = -1 if pedestal.run is None else pedestal.run
+        slow = SlowControl(midas.bor_odb)
         with RecoWriter(out_path, params, CLUSTER_BRANCHES) as writer:
             pmt = PMTStage(config.pmt, writer.file, run_number or 0, lambda: midas.bor_odb)
             batch_events: list[dict[str, Any]] = []
@@ -255,10 +262,13 @@ def reconstruct_file(
                 record, clusters = reconstruct_picture(frame, pedestal, config, prep, seed=number)
                 n_pictures += 1
                 pmt.add(number, event)
+                if SLOW_BANK in event.banks:
+                    slow.update(event.banks[SLOW_BANK].data)
                 if record is None:
                     n_vetoed += 1
                 else:
                     record.update(run=run_number or 0, event=number, pedestal_run=ped_run)
+                    record.update(slow.record())
                     batch_events.append(record)
                     batch_clusters.append(clusters)
                     n_clusters += record["nSc"]

@@ -2,6 +2,8 @@
 
 Per-cluster branches are written as one awkward record ``sc`` so they share a single
 counter branch, renamed to production's ``nSc``; uproot names the fields ``sc_<name>``.
+The reduced pixels are a second record, ``redpix``, counted by ``nRedpix``. Branch names
+and types are production's (docs/reconstruction.md), ours added beside them.
 `Reco_params` is both a one-entry TTree of the numeric parameters (easy to Scan in
 ROOT) and a TObjString ``Reco_params_json`` holding everything (strings included:
 reco version, input URI and its adler32). Files appear atomically: written under a
@@ -21,34 +23,40 @@ import awkward as ak
 import numpy as np
 import uproot
 
-from cygno.reco.features import BRANCHES, INT_BRANCHES
+from cygno.reco import slowcontrol
+from cygno.reco.features import BRANCHES, INT_BRANCHES, REDPIX_BRANCHES, REDPIX_INDEX
 from cygno.reco.pmt import merge_pmt
 
 TREE = "Events"
 PARAMS_TREE = "Reco_params"
 PARAMS_JSON = "Reco_params_json"
 COUNTER = "nSc"
+REDPIX_COUNTER = "nRedpix"
 
 EVENT_BRANCHES: dict[str, str] = {
     "run": "int32",
     "event": "int32",
     "pedestal_run": "int32",
-    "cmos_integral": "float64",
-    "cmos_mean": "float64",
-    "cmos_rms": "float64",
-    "lp_len": "int32",
+    "cmos_integral": "float32",
+    "cmos_mean": "float32",
+    "cmos_rms": "float32",
+    "lp_len": "float32",
     "t_pedsub": "float32",
+    "t_saturation": "float32",
     "t_zerosup": "float32",
+    "t_xycut": "float32",
     "t_rebin": "float32",
+    "t_medianfilter": "float32",
     "t_noisered": "float32",
     "t_DBSCAN": "float32",
     "t_variables": "float32",
+    **slowcontrol.BRANCHES,
 }
 
 # Per-cluster branches: the feature library's list and types, in CYGNO's names.
 CLUSTER_BRANCHES: dict[str, str] = {
     name: "int32" if name in INT_BRANCHES else "float32" for name in BRANCHES
-}
+} | {REDPIX_INDEX: "float32"}
 
 
 def _tmp_name(path: Path) -> Path:
@@ -78,14 +86,22 @@ def _flat_params(tree: Mapping[str, Any], prefix: str = "") -> dict[str, np.ndar
     return out
 
 
-def _cluster_record(clusters: Sequence[Mapping[str, np.ndarray]], fields: Mapping[str, str]):
-    counts = np.array([len(c[next(iter(fields))]) if c else 0 for c in clusters], np.int64)
+def _jagged_record(
+    pictures: Sequence[Mapping[str, np.ndarray]], fields: Mapping[str, str], prefix: str
+):
+    """One awkward record per picture from the `fields` arrays of each picture's dict."""
+    first = next(iter(fields))
+    counts = np.array([len(c[first]) if c else 0 for c in pictures], np.int64)
     contents = {}
     for name, dtype in fields.items():
-        parts = [np.asarray(c[name], dtype=dtype) for c in clusters if c and len(c[name])]
+        parts = [np.asarray(c[name], dtype=dtype) for c in pictures if c and len(c[name])]
         flat = np.concatenate(parts) if parts else np.zeros(0, dtype)
-        contents[name[len("sc_") :]] = ak.unflatten(flat, counts)
+        contents[name[len(prefix) :]] = ak.unflatten(flat, counts)
     return ak.zip(contents, depth_limit=None)
+
+
+def _counter(record: str) -> str:
+    return COUNTER if record == "sc" else REDPIX_COUNTER
 
 
 class RecoWriter:
@@ -103,8 +119,13 @@ class RecoWriter:
         self._tmp = _tmp_name(self.path)
         self._file = uproot.recreate(self._tmp)
         record = ", ".join(f"{n[len('sc_') :]}: {t}" for n, t in self.cluster_fields.items())
-        types = {**EVENT_BRANCHES, "sc": f"var * {{{record}}}"}
-        self._tree = self._file.mktree(TREE, types, counter_name=lambda _: COUNTER)
+        redpix = ", ".join(f"{n[len('redpix_') :]}: {t}" for n, t in REDPIX_BRANCHES.items())
+        types = {
+            **EVENT_BRANCHES,
+            "sc": f"var * {{{record}}}",
+            "redpix": f"var * {{{redpix}}}",
+        }
+        self._tree = self._file.mktree(TREE, types, counter_name=_counter)
         self.entries = 0
 
     def extend(
@@ -112,7 +133,8 @@ class RecoWriter:
         events: Sequence[Mapping[str, Any]],
         clusters: Sequence[Mapping[str, np.ndarray]],
     ) -> None:
-        """Append pictures: per-event scalars and per-cluster arrays (same order)."""
+        """Append pictures: per-event scalars and per-cluster arrays (same order; each
+        cluster dict also holds the picture's redpix_* arrays)."""
         if not events:
             return
         if len(events) != len(clusters):
@@ -121,12 +143,16 @@ class RecoWriter:
             name: np.array([e[name] for e in events], dtype=dtype)
             for name, dtype in EVENT_BRANCHES.items()
         }
-        data["sc"] = _cluster_record(clusters, self.cluster_fields)
+        data["sc"] = _jagged_record(clusters, self.cluster_fields, "sc_")
+        data["redpix"] = _jagged_record(clusters, REDPIX_BRANCHES, "redpix_")
         self.extend_arrays(data)
 
     def extend_arrays(self, data: Mapping[str, Any]) -> None:
-        """Append columns: EVENT_BRANCHES arrays and the jagged record ``sc``."""
+        """Append columns: EVENT_BRANCHES arrays and the jagged records ``sc``, ``redpix``
+        (no reduced pixels when ``redpix`` is absent)."""
         n = len(data["run"])
+        if "redpix" not in data:
+            data = {**data, "redpix": _jagged_record([{}] * n, REDPIX_BRANCHES, "redpix_")}
         if n:
             self._tree.extend(dict(data))
             self.entries += n
@@ -172,10 +198,11 @@ def _chunk_arrays(
     path: str | os.PathLike, cluster_fields: Mapping[str, str], step: int
 ) -> Iterator[dict[str, Any]]:
     with uproot.open(path) as f:
-        names = list(EVENT_BRANCHES) + list(cluster_fields)
+        names = list(EVENT_BRANCHES) + list(cluster_fields) + list(REDPIX_BRANCHES)
         for arrays in f[TREE].iterate(names, step_size=step, library="ak"):
             data: dict[str, Any] = {k: ak.to_numpy(arrays[k]) for k in EVENT_BRANCHES}
             data["sc"] = ak.zip({k[len("sc_") :]: arrays[k] for k in cluster_fields})
+            data["redpix"] = ak.zip({k[len("redpix_") :]: arrays[k] for k in REDPIX_BRANCHES})
             yield data
 
 

@@ -148,8 +148,37 @@ def run_odb(
                     "Exposure": exposure_s,
                 }
             },
+            # slow control as LIME's (raw ADC-like values, converted by the formulas below)
+            "Environment": {
+                "Settings": {"Names Input": list(ENVIRONMENT_INPUTS)},
+                "Variables": {"Input": list(ENVIRONMENT_INPUTS.values())},
+            },
+        },
+        "History": {
+            "Display": {
+                "Environment": {
+                    "Pressure": {"Formula": ["x*100", "x*100"]},
+                    "Temperature": {"Formula": ["x*10", "x*10"]},
+                },
+                "GasSystem": {
+                    "humidity": {"Formula": ["x", "x*10"]},
+                    "Mixture Density": {"Formula": ["x", "x/1000"]},
+                },
+            }
         },
     }
+
+
+# channel → raw value: LIME 9.0 → 900 mbar, atmosphere 9.1 → 910 mbar, 2.1 → 21 °C,
+# 2.0 → 20 °C, 4.5 → 45 % humidity, 1600 → 1.6 kg/m³ (He:CF₄ 60:40).
+ENVIRONMENT_INPUTS = {
+    "P0IIn0": 2.1,
+    "P0IIn3": 9.1,
+    "P0IIn5": 9.0,
+    "P1UIn1": 2.0,
+    "P1UIn5": 4.5,
+    "P3IIn6": 1600.0,
+}
 
 
 ProgressFn = Callable[[int], None]

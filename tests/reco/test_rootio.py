@@ -19,6 +19,7 @@ def _event(run, event, n):
     clusters = {
         name: np.arange(n, dtype=dtype) + event for name, dtype in rootio.CLUSTER_BRANCHES.items()
     }
+    clusters |= {name: np.arange(2 * n, dtype=t) for name, t in rootio.REDPIX_BRANCHES.items()}
     return rec, clusters
 
 
@@ -41,12 +42,21 @@ def test_events_is_a_ttree_with_branch_names_and_counter(tmp_path):
         tree = f["Events"]
         assert tree.num_entries == 7
         keys = set(tree.keys())
-        assert set(rootio.EVENT_BRANCHES) | set(rootio.CLUSTER_BRANCHES) | {"nSc"} == keys
+        assert (
+            set(rootio.EVENT_BRANCHES)
+            | set(rootio.CLUSTER_BRANCHES)
+            | {"nSc"}
+            | set(rootio.REDPIX_BRANCHES)
+            | {"nRedpix"}
+            == keys
+        )
         assert tree["sc_integral"].count_branch.name == "nSc"
+        assert tree["redpix_iz"].count_branch.name == "nRedpix"
         arrays = tree.arrays()
         assert arrays["nSc"].tolist() == [i % 3 for i in range(7)]
         assert ak.all(ak.num(arrays["sc_xmean"]) == arrays["nSc"])
         assert arrays["sc_integral"][5].tolist() == [5.0, 6.0]
+        assert arrays["nRedpix"].tolist() == [2 * (i % 3) for i in range(7)]
         assert arrays["event"].tolist() == list(range(7))
         params = json.loads(str(f["Reco_params_json"]))
         assert params["reco_version"] == "0.1.0+abc"
