@@ -27,11 +27,14 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Mapping
 from pathlib import Path
 
 #: Set per job by the scheduler; not part of what makes a worker fit a job.
 PER_JOB_ENV = frozenset({"_CONDOR_SCRATCH_DIR", "TMPDIR", "TMP", "TEMP"})
+#: An idle worker older than this is ended at the pool's next use (its memory back).
+IDLE_SECONDS = 600.0
 
 
 class WarmWorker:
@@ -49,6 +52,7 @@ class WarmWorker:
             start_new_session=True,
         )
         self._pending = b""
+        self.idle_since = time.monotonic()
 
     @property
     def pid(self) -> int:
@@ -99,6 +103,7 @@ class WarmPool:
         atexit.register(self.close)
 
     def acquire(self, executable: str, env: Mapping[str, str]) -> WarmWorker:
+        self._reap()
         key = _key(executable, env)
         with self._lock:
             idle = self._idle.get(key, [])
@@ -113,9 +118,19 @@ class WarmPool:
         with self._lock:
             idle = self._idle.setdefault(worker.key, [])
             if worker.alive() and len(idle) < keep:
+                worker.idle_since = time.monotonic()
                 idle.append(worker)
                 return
         worker.kill()
+
+    def _reap(self) -> None:
+        limit = time.monotonic() - IDLE_SECONDS
+        with self._lock:
+            old = [w for idle in self._idle.values() for w in idle if w.idle_since < limit]
+            for idle in self._idle.values():
+                idle[:] = [w for w in idle if w.idle_since >= limit]
+        for worker in old:
+            worker.kill()
 
     def idle_pids(self) -> list[int]:
         with self._lock:

@@ -264,6 +264,48 @@ def test_flow_process_sigterm_removes_jobs(tmp_path):
         flow_process.kill()
 
 
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "kill"])
+def test_idle_warm_workers_end_with_the_flow_process(tmp_path, stop):
+    """Ctrl+C (or a kill) of the flow process leaves no warm worker behind."""
+    ready = tmp_path / "ready"
+    script = tmp_path / "flow_script.py"
+    script.write_text(
+        "import sys, time, pathlib\n"
+        f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+        "from prefect import flow, task\n"
+        "from cygno.htcondor_runner import HTCondorTaskRunner\n"
+        "import test_runner_jobfns as jobfns\n"
+        "runner = HTCondorTaskRunner(backend='local', max_workers=1,"
+        f" job_dir={str(tmp_path / 'jobs')!r}, environment={JOBFNS_ENV!r})\n"
+        "@flow(task_runner=runner)\n"
+        "def f():\n"
+        "    return task(jobfns.trivial).submit(1).result()\n"
+        "f()\n"
+        f"pathlib.Path({str(ready)!r}).write_text('idle')\n"
+        "time.sleep(120)\n"
+    )
+    from prefect.settings import PREFECT_API_URL
+
+    env = dict(os.environ, PREFECT_API_URL=PREFECT_API_URL.value())
+    flow_process = subprocess.Popen([sys.executable, str(script)], env=env)
+    try:
+        deadline = time.time() + 60
+        while not ready.exists() and time.time() < deadline:
+            time.sleep(0.1)
+        workers = [
+            child
+            for child in psutil.Process(flow_process.pid).children(recursive=True)
+            if "htcondor_runner.warm" in " ".join(child.cmdline())
+        ]
+        assert len(workers) == 1, "one idle warm worker after the flow run"
+        flow_process.send_signal(stop)
+        flow_process.wait(timeout=30)
+        _, alive = psutil.wait_procs(workers, timeout=10)
+        assert not alive, "a warm worker outlived the flow process"
+    finally:
+        flow_process.kill()
+
+
 # --- the job entry point and the protocol, without Prefect ------------------------------
 
 
