@@ -139,3 +139,89 @@ def reset_command(
     cleared = Catalog(url).reset(run, tag, step)
     what = f"step {step}" if step else "all steps"
     Console().print(f"{tag} run {run:05d}: cleared {cleared} failure record(s) ({what}).")
+
+
+_STORE = typer.Option(
+    None, "--store", help="Object store URL holding the dumps (default: CYGNO_STORE_URL)."
+)
+_PREFIX = typer.Option("backups/catalog", "--prefix", help="Key prefix of the dumps.")
+
+
+def _settings(url: str | None, store: str | None):
+    from cygno.settings import get_settings
+
+    settings = get_settings()
+    update = {k: v for k, v in (("catalog_url", url), ("store_url", store)) if v}
+    return settings.model_copy(update=update) if update else settings
+
+
+@catalog_app.command("backup")
+def backup_command(
+    url: str | None = _URL,
+    store: str | None = _STORE,
+    prefix: str = _PREFIX,
+    keep_daily: int | None = typer.Option(
+        None, "--keep-daily", min=0, help="Then apply retention."
+    ),
+    keep_weekly: int = typer.Option(4, "--keep-weekly", min=0, help="With --keep-daily."),
+) -> None:
+    """Dump the catalog (and the mirrored logbook) into the object store now."""
+    from cygno.resources import catalog_for, store_for
+    from cygno.storage.catalog.backup import apply_retention, dump_catalog
+
+    settings = _settings(url, store)
+    objects = store_for(settings)
+    info = dump_catalog(catalog_for(settings).url, objects, prefix)
+    console = Console()
+    total = sum(info.rows.values())
+    console.print(f"{objects.uri(info.key)}: {total} rows in {len(info.rows)} tables")
+    if keep_daily is not None:
+        for key in apply_retention(objects, keep_daily, keep_weekly, prefix):
+            console.print(f"[dim]deleted {objects.uri(key)}[/dim]")
+
+
+@catalog_app.command("backups")
+def backups_command(store: str | None = _STORE, prefix: str = _PREFIX) -> None:
+    """List the complete catalog dumps, oldest first."""
+    from cygno.resources import store_for
+    from cygno.storage.catalog.backup import list_dumps
+
+    table = Table(title="Catalog dumps", title_justify="left")
+    for column in ("dump", "created (UTC)", "schema", "rows"):
+        table.add_column(column)
+    for d in list_dumps(store_for(_settings(None, store)), prefix):
+        when = f"{d.created_at:%Y-%m-%d %H:%M:%S}"
+        table.add_row(d.key.rsplit("/", 1)[1], when, str(d.revision), str(sum(d.rows.values())))
+    Console().print(table)
+
+
+@catalog_app.command("restore")
+def restore_command(
+    dump: str = typer.Argument("latest", help="A dump's stamp (see `backups`) or 'latest'."),
+    url: str | None = _URL,
+    store: str | None = _STORE,
+    prefix: str = _PREFIX,
+) -> None:
+    """Rebuild an EMPTY catalog database from a dump (a database with rows is refused)."""
+    from cygno.resources import store_for
+    from cygno.storage.catalog.backup import RestoreError, list_dumps, restore_catalog
+
+    settings = _settings(url, store)
+    objects = store_for(settings)
+    console = Console()
+    if dump == "latest":
+        dumps = list_dumps(objects, prefix)
+        if not dumps:
+            console.print(f"[red]no complete dump under {objects.uri(prefix)}[/red]")
+            raise typer.Exit(1)
+        key = dumps[-1].key
+    else:
+        key = f"{prefix.rstrip('/')}/{dump}"
+    try:
+        rows = restore_catalog(objects, key, settings.catalog_url)
+    except RestoreError as error:
+        console.print(f"[red]{error}[/red]")
+        raise typer.Exit(1) from None
+    console.print(
+        f"restored {sum(rows.values())} rows in {len(rows)} tables from {objects.uri(key)}"
+    )

@@ -40,6 +40,7 @@ def test_every_deployment_is_on_the_process_pool_with_a_concurrency_limit(deploy
         "tape-reconcile",
         "db-mirror",
         "sentinel",
+        "catalog-backup",
     }
     for deployment in deployed.values():
         assert deployment["work_pool_name"] == POOL
@@ -60,6 +61,9 @@ def test_schedules(deployed):
     assert mirror[False]["schedule"]["interval"] == 180  # open and recent runs
     assert mirror[True]["schedule"]["cron"] == "15 3 * * *"  # nightly full pass
     assert not deployed["process-run"]["schedules"]
+    (backup,) = deployed["catalog-backup"]["schedules"]
+    assert backup["schedule"]["cron"] == "45 1 * * *"
+    assert deployed["catalog-backup"]["parameters"] == {"keep_daily": 7, "keep_weekly": 4}
 
 
 def _runs_for(deployment_id: str, raw_uri: str) -> list[dict]:
@@ -80,7 +84,7 @@ def test_raw_arrival_starts_one_process_run_per_object(deployed):
     automations = api_post("automations/filter", {})
     (automation,) = [a for a in automations if a["name"] == "process-run-on-raw-arrival"]
     assert automation["trigger"]["expect"] == [RAW_ARRIVED]
-    assert automation["trigger"]["for_each"] == ["prefect.resource.id"]
+    assert automation["trigger"]["for_each"] == ["prefect.resource.id", "cygno.etag"]
     uri = f"file:///data/cygno-data/raw/LNGS/run{uuid.uuid4().int % 90000 + 10000:05d}.mid.gz"
 
     def arrived_and_started():
