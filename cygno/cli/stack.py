@@ -99,6 +99,8 @@ def demo(
         print_catalog(console, catalog, first=arrived[0].run.run_number)
         for line in demo_lib.outputs(catalog, settings, [a.run.run_number for a in arrived]):
             console.print(line)
+        for line in demo_lib.latencies(catalog, arrived):
+            console.print(line)
         console.rule("where to look")
         for line in demo_lib.describe(addresses, settings):
             console.print(line)

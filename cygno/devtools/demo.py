@@ -13,6 +13,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from urllib.parse import quote
 
 import httpx
@@ -35,6 +36,7 @@ DATA_KINDS = ("fe55", "mixed", "fe55", "muon")
 class DemoRun:
     run: SimulatedRun
     uri: str
+    arrived_at: datetime  # when the bridge was notified
 
 
 def minio_notification(bucket: str, key: str, size: int, etag: str) -> dict:
@@ -148,7 +150,7 @@ def simulate_and_announce(
         run = simulate_one(store, logbook, run_number, n_events, kind, shape=shape, seed=run_number)
         uri = announce(stack, store, run)
         log(f"  uploaded {run.key} and notified the bridge")
-        arrived.append(DemoRun(run=run, uri=uri))
+        arrived.append(DemoRun(run=run, uri=uri, arrived_at=datetime.now(UTC)))
     return arrived
 
 
@@ -162,6 +164,22 @@ def outputs(catalog: Catalog, settings: Settings, runs: list[int]) -> list[str]:
             why = f" ({report.reason})" if report.reason else ""
             lines.append(f"run {record.run:05d}  quality  {report.flag}{why}  {report.uri}")
     return lines
+
+
+def latencies(catalog: Catalog, arrived: list[DemoRun]) -> list[str]:
+    """Per data run: seconds from its arrival (the notification) to its quality flag."""
+    numbers = [a.run.run_number for a in arrived]
+    flagged = {
+        record.run: min(report.updated_at for report in record.quality)
+        for record in catalog.runs(min(numbers), max(numbers))
+        if record.quality
+    }
+    return [
+        f"run {a.run.run_number:05d}  arrival → quality flag  "
+        f"{(flagged[a.run.run_number] - a.arrived_at).total_seconds():.1f} s"
+        for a in arrived
+        if a.run.run_number in flagged
+    ]
 
 
 def describe(addresses: StackAddresses, settings: Settings) -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import threading
 
 import hist
 import numpy as np
@@ -28,6 +29,22 @@ from cygno.reco.quality.lightyield import (
 _FLAG_COLOURS = {"good": "tab:green", "warning": "tab:orange", "bad": "tab:red", None: "tab:gray"}
 
 
+def _preload() -> None:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(1.0, 1.0))
+    fig.add_subplot().set_title("μ")  # loads the fonts
+    _png(fig)
+
+
+def preload_in_background() -> threading.Thread:
+    """Import matplotlib and load its fonts in a daemon thread: a caller with a core to
+    spare (process-run during its single-threaded ingest pass) saves plotting ~1 s later."""
+    thread = threading.Thread(target=_preload, name="preload-plotting", daemon=True)
+    thread.start()
+    return thread
+
+
 def _figure(size: tuple[float, float] = (7.0, 5.0)):
     from matplotlib.figure import Figure
 
@@ -42,6 +59,15 @@ def _png(fig) -> bytes:
     return buffer.getvalue()
 
 
+def _steps(ax, counts: np.ndarray, edges: np.ndarray, yerr: np.ndarray | None = None, **style):
+    """A step histogram, with error bars at the bin centres when given (matplotlib's own
+    `stairs`: importing mplhep for this would cost a process seconds)."""
+    ax.stairs(counts, edges, **style)
+    if yerr is not None:
+        centres = 0.5 * (edges[1:] + edges[:-1])
+        ax.errorbar(centres, counts, yerr=yerr, fmt="none", ecolor=style.get("color"))
+
+
 def plot_histogram(
     h: hist.Hist,
     reference: hist.Hist | None = None,
@@ -51,21 +77,19 @@ def plot_histogram(
     light_yield: LightYield | None = None,
 ) -> bytes:
     """PNG of one histogram, the reference (scaled to the same area) overlaid."""
-    import mplhep
-
     fig = _figure()
     ax = fig.add_subplot()
     counts = h.values(flow=False)
     if h.ndim == 1:
         edges = h.axes[0].edges
-        mplhep.histplot(counts, edges, ax=ax, label=label, yerr=np.sqrt(counts), color="k")
+        _steps(ax, counts, edges, np.sqrt(counts), label=label, color="k")
         if reference is not None and reference.values().sum() > 0:
             ref = reference.values(flow=False)
             scaled = ref * counts.sum() / ref.sum()
-            mplhep.histplot(
+            _steps(
+                ax,
                 scaled,
                 reference.axes[0].edges,
-                ax=ax,
                 label=reference_label,
                 color="tab:blue",
                 linestyle="--",

@@ -62,6 +62,7 @@ def test_demo_once_processes_runs_and_leaves_no_process_behind(tmp_path):
     assert summary["tape_copies"] == {"ok": 3}
     assert sum(summary["reco_outputs"].values()) == 2
     assert sum(summary["quality"].values()) == 2
+    assert output.count("arrival → quality flag") == 2  # one latency per data run
 
     # Ctrl+C or --once: every service the stack started is gone, state file removed.
     state = tmp_path / "data" / "stack" / "state.json"
