@@ -47,6 +47,7 @@ from cygno.reco.quality.compare import (
     ks_distance,
 )
 from cygno.reco.quality.histograms import (
+    PMTArrays,
     RecoArrays,
     build_histograms,
     histogram_from_json,
@@ -88,6 +89,7 @@ __all__ = [
     "Comparison",
     "Flag",
     "LightYield",
+    "PMTArrays",
     "QualityConfig",
     "QualityReport",
     "RecoArrays",

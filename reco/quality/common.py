@@ -96,6 +96,11 @@ class QualityConfig:
     fe_max_resolution: float = 0.5  # σ/μ; a wider "peak" is not the 5.9 keV line
     fe_max_asymmetry: float = 0.5  # (upper − lower) / sum of the 1–2σ flanks
     spark_factor: float = 10.0  # picture with cmos_integral > factor × run median
+    pmt_amplitude_range: tuple[float, float] = (1.0, 1e4)  # PMT peak height, ADC
+    pmt_amplitude_bins: int = 60
+    pmt_tot_range: tuple[float, float] = (0.0, 2000.0)  # time over threshold, samples
+    pmt_tot_bins: int = 100
+    pmt_peaks_max: int = 200  # PMT peaks per picture (every waveform of its triggers)
 
 
 @dataclass(frozen=True)

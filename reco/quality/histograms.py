@@ -20,6 +20,32 @@ from cygno.reco.quality.common import (
 
 
 @dataclass(frozen=True)
+class PMTArrays:
+    """The PMT_Events columns monitoring needs."""
+
+    peak_height: np.ndarray  # per peak, every waveform
+    tot_time: np.ndarray  # per waveform
+    peaks_per_event: np.ndarray  # per picture with digitizer banks
+
+
+def _read_pmt(root: Any) -> PMTArrays | None:
+    import awkward as ak
+
+    if "PMT_Events" not in root:
+        return None
+    names = ["pmt_wf_event", "pmt_wf_nPeaks", "pmt_TOT_time", "pmt_peak_Height"]
+    arrays = root["PMT_Events"].arrays(names, library="ak")
+    _, picture = np.unique(ak.to_numpy(arrays["pmt_wf_event"]), return_inverse=True)
+    peaks = ak.to_numpy(arrays["pmt_wf_nPeaks"]).astype(np.int64)
+    per_event = np.bincount(picture, weights=peaks).astype(np.int64) if len(peaks) else peaks
+    return PMTArrays(
+        peak_height=ak.to_numpy(ak.flatten(arrays["pmt_peak_Height"])).astype(np.float64),
+        tot_time=ak.to_numpy(arrays["pmt_TOT_time"]).astype(np.float64),
+        peaks_per_event=per_event,
+    )
+
+
+@dataclass(frozen=True)
 class RecoArrays:
     """The columns of a reco file that monitoring needs, flattened to numpy."""
 
@@ -31,6 +57,7 @@ class RecoArrays:
     sc_length: np.ndarray
     sc_width: np.ndarray
     sc_tracklike: np.ndarray | None
+    pmt: PMTArrays | None = None  # runs with digitizer banks
 
     @property
     def pictures(self) -> int:
@@ -61,6 +88,7 @@ def read_reco(source: str | os.PathLike[str] | bytes | IO[bytes]) -> RecoArrays:
         if missing:
             raise ValueError(f"reco file lacks branches {sorted(missing)}")
         arrays = tree.arrays([name for name in wanted if name in available], library="ak")
+        pmt = _read_pmt(root)
 
     def per_picture(name: str, default: float) -> np.ndarray:
         if name in arrays.fields:
@@ -89,6 +117,7 @@ def read_reco(source: str | os.PathLike[str] | bytes | IO[bytes]) -> RecoArrays:
         sc_length=nan if length is None else length,
         sc_width=nan if width is None else width,
         sc_tracklike=per_cluster("sc_tracklike"),
+        pmt=pmt,
     )
 
 
@@ -146,6 +175,8 @@ def build_histograms(
     cmos.fill(_finite(data.cmos_integral))
 
     histograms = {h.name: h for h in (spectrum, length_vs_integral, per_picture, cmos)}
+    if data.pmt is not None:
+        histograms.update({h.name: h for h in _pmt_histograms(data.pmt, c)})
     if pedestal is not None:
         mean = _new(
             "pedestal_mean",
@@ -163,6 +194,29 @@ def build_histograms(
         noise.fill(_finite(np.asarray(pedestal.sigma, dtype=np.float64).ravel()))
         histograms.update({mean.name: mean, noise.name: noise})
     return histograms
+
+
+def _pmt_histograms(pmt: PMTArrays, c: QualityConfig) -> list[hist.Hist]:
+    """Peak amplitude, time over threshold and peaks per picture of the PMT waveforms."""
+    amplitude = _new(
+        "pmt_peak_amplitude",
+        "PMT peak amplitude",
+        _log_axis(c.pmt_amplitude_bins, c.pmt_amplitude_range, "amplitude", "peak height [ADC]"),
+    )
+    amplitude.fill(_finite(pmt.peak_height))
+    tot = _new(
+        "pmt_tot_time",
+        "PMT time over threshold",
+        hist.axis.Regular(c.pmt_tot_bins, *c.pmt_tot_range, name="tot", label="TOT [samples]"),
+    )
+    tot.fill(_finite(pmt.tot_time))
+    peaks = _new(
+        "pmt_peaks_per_event",
+        "PMT peaks per picture",
+        hist.axis.Integer(0, c.pmt_peaks_max, name="peaks", label="PMT peaks per picture"),
+    )
+    peaks.fill(pmt.peaks_per_event)
+    return [amplitude, tot, peaks]
 
 
 def histogram_to_json(h: hist.Hist) -> dict[str, Any]:

@@ -10,6 +10,7 @@ import uproot
 from typer.testing import CliRunner
 
 from cygno.cli import _register, app
+from cygno.reco import quality
 from cygno.reco.config import load_config
 from cygno.reco.pedestal import pedestal_from_frames
 from cygno.reco.pmt import AVG_TREE, PMT_TREE, PMTParams, PMTReconstructor
@@ -246,6 +247,28 @@ def test_run_without_digitizer_banks_has_no_pmt_tree(tmp_path, small_run):
     assert out.pictures == 2
     with uproot.open(tmp_path / "r.root") as f:
         assert PMT_TREE not in f and "Events" in f
+    histograms = quality.build_histograms(quality.read_reco(tmp_path / "r.root"))
+    assert not any(name.startswith("pmt_") for name in histograms)
+
+
+def test_quality_histograms_of_the_pmt_tree(small_run, tmp_path):
+    raw, pedestal, _ = small_run
+    out = tmp_path / "q.root"
+    reconstruct_file(raw, pedestal, load_config("mc"), out_path=out)
+    with uproot.open(out) as f:
+        pmt = f[PMT_TREE].arrays(["pmt_wf_nPeaks", "pmt_wf_event"], library="np")
+    histograms = quality.build_histograms(quality.read_reco(out))
+    amplitude = histograms["pmt_peak_amplitude"]
+    tot = histograms["pmt_tot_time"]
+    per_event = histograms["pmt_peaks_per_event"]
+    total_peaks = int(pmt["pmt_wf_nPeaks"].sum())
+    assert total_peaks > 0
+    assert amplitude.sum(flow=True) == total_peaks
+    assert tot.sum(flow=True) == len(pmt["pmt_wf_nPeaks"])
+    assert per_event.sum(flow=True) == len(set(pmt["pmt_wf_event"]))
+    counts = per_event.values(flow=True)
+    centres = np.concatenate([[-1], per_event.axes[0].centers, [per_event.axes[0].edges[-1]]])
+    assert (counts * np.floor(centres)).sum() == total_peaks
 
 
 def test_cygno_reco_writes_the_pmt_tree(small_run, tmp_path):
