@@ -6,8 +6,8 @@ Every key the platform writes is built here, and every key that comes from outsi
 
 ```
 raw/<tag>/run<NNNNN>.mid[.gz|.lz4|.bz2]   written by the DAQ, read-only for us
-quarantine/<tag>/run<NNNNN>.mid.gz        corrupt inputs, a .json reason beside
-pedestals/<tag>/ped_run<NNNNN>.npz        pedestal mean and sigma maps
+quarantine/<tag>/run<NNNNN>[.vN].mid.gz   corrupt inputs (versioned), a .json reason beside
+pedestals/<tag>/run<NNNNN>/ped-<lineage>.npz  pedestal maps, one per lineage (lineage.py)
 reco/<version>/<tag>/reco_run<NNNNN>.root reconstruction output
 quality/<version>/<tag>/run<NNNNN>/       histograms and plots
 staging/                                  HTCondor payloads and results
@@ -24,6 +24,7 @@ PEDESTALS_PREFIX = "pedestals/"
 RECO_PREFIX = "reco/"
 QUALITY_PREFIX = "quality/"
 STAGING_PREFIX = "staging/"
+SUPERSEDED_PREFIX = "superseded/"
 
 #: Compression suffixes the DAQ may give a raw file; ``.mid.gz`` is what LIME writes.
 RAW_SUFFIXES = (".mid", ".mid.gz", ".mid.lz4", ".mid.bz2")
@@ -33,14 +34,18 @@ DEFAULT_RAW_SUFFIX = ".mid.gz"
 TAG_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,31}")
 #: Reco versions look like ``0.1.0+3f9a1c2e`` (``<package version>+<config hash>``).
 VERSION_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}")
+#: Lineage ids (storage.lineage.digest): short lower-case hex digests.
+_LINEAGE = re.compile(r"[0-9a-f]{8,64}")
 #: One path component for staging and other free-form parts.
 PART_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+=@-]{0,127}")
 
-_RAW_KEY = re.compile(
-    r"raw/(?P<tag>[^/]+)/run(?P<run>\d{5,})(?P<suffix>\.mid(?:\.gz|\.lz4|\.bz2)?)"
-)
+# ASCII digits only (``\d`` would take "٠٠٠٠٢" as run 2); the run part is checked
+# against its one canonical spelling by :func:`_canonical_run`.
+_RUN_PART = r"run(?P<run>[0-9]+)"
+_SUFFIX_PART = r"(?P<suffix>\.mid(?:\.gz|\.lz4|\.bz2)?)"
+_RAW_KEY = re.compile(rf"raw/(?P<tag>[^/]+)/{_RUN_PART}{_SUFFIX_PART}")
 _QUARANTINE_KEY = re.compile(
-    r"quarantine/(?P<tag>[^/]+)/run(?P<run>\d{5,})(?P<suffix>\.mid(?:\.gz|\.lz4|\.bz2)?)"
+    rf"quarantine/(?P<tag>[^/]+)/{_RUN_PART}(?P<version>\.v[1-9][0-9]*)?{_SUFFIX_PART}"
 )
 
 
@@ -101,12 +106,29 @@ def raw_key(tag: str, run: int, suffix: str = DEFAULT_RAW_SUFFIX) -> str:
     return f"{RAW_PREFIX}{validate_tag(tag)}/{_run(run)}{_suffix(suffix)}"
 
 
+def _canonical_run(match: re.Match[str], key: str) -> int:
+    """The run number of a key whose run part is spelled the one way :func:`raw_key`
+    writes it (five digits at least, no further leading zeros); ValueError for an
+    alias such as ``run000002`` or ``run0002``, which must never reach run 2's state."""
+    digits = match["run"]
+    run = int(digits)
+    if digits != _run(run)[3:]:
+        raise ValueError(
+            f"{key!r} spells run {run} as {digits!r}; the one accepted spelling is "
+            f"{_run(run)!r} (an alias is refused so it cannot touch run {run})"
+        )
+    return run
+
+
 def parse_raw_key(key: str) -> tuple[str, int]:
-    """``raw/<tag>/run<NNNNN>.mid[.gz|.lz4|.bz2]`` → ``(tag, run)``; ValueError otherwise."""
+    """``raw/<tag>/run<NNNNN>.mid[.gz|.lz4|.bz2]`` → ``(tag, run)``; ValueError otherwise
+    (also for a run number spelled any other way than :func:`raw_key` writes it)."""
     match = _RAW_KEY.fullmatch(validate_key(key))
     if not match:
-        raise ValueError(f"not a raw run key (raw/<tag>/run<NNNNN>.mid[.gz]): {key!r}")
-    return validate_tag(match["tag"]), int(match["run"])
+        raise ValueError(
+            f"not a raw run key (raw/<tag>/run<NNNNN>.mid[.gz], ASCII digits): {key!r}"
+        )
+    return validate_tag(match["tag"]), _canonical_run(match, key)
 
 
 def raw_suffix(key: str) -> str:
@@ -117,8 +139,12 @@ def raw_suffix(key: str) -> str:
     return match["suffix"]
 
 
-def quarantine_key(tag_or_raw_key: str, run: int | None = None, suffix: str | None = None) -> str:
-    """Where a corrupt raw file goes: ``quarantine/LNGS/run01234.mid.gz``.
+def quarantine_key(
+    tag_or_raw_key: str, run: int | None = None, suffix: str | None = None, version: int = 1
+) -> str:
+    """Where a corrupt raw file goes: ``quarantine/LNGS/run01234.mid.gz``, and for the
+    run's later corrupt uploads ``run01234.v2.mid.gz``, … (a quarantined file and its
+    reason are never overwritten).
 
     Call it with the raw key (``quarantine_key("raw/LNGS/run01234.mid.lz4")`` keeps its
     suffix) or with ``(tag, run)`` like the other builders.
@@ -129,7 +155,18 @@ def quarantine_key(tag_or_raw_key: str, run: int | None = None, suffix: str | No
     else:
         tag = tag_or_raw_key
     suffix = _suffix(suffix or DEFAULT_RAW_SUFFIX)
-    return f"{QUARANTINE_PREFIX}{validate_tag(tag)}/{_run(run)}{suffix}"
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise ValueError(f"quarantine version must be an int >= 1, got {version!r}")
+    mark = f".v{version}" if version > 1 else ""
+    return f"{QUARANTINE_PREFIX}{validate_tag(tag)}/{_run(run)}{mark}{suffix}"
+
+
+def quarantine_version(quarantined_key: str) -> int:
+    """1 for ``run01234.mid.gz``, 2 for ``run01234.v2.mid.gz``, …"""
+    match = _QUARANTINE_KEY.fullmatch(validate_key(quarantined_key))
+    if not match:
+        raise ValueError(f"not a quarantine key: {quarantined_key!r}")
+    return int(match["version"][2:]) if match["version"] else 1
 
 
 def quarantine_reason_key(quarantined_key: str) -> str:
@@ -144,12 +181,20 @@ def parse_quarantine_key(key: str) -> tuple[str, int]:
     match = _QUARANTINE_KEY.fullmatch(validate_key(key))
     if not match:
         raise ValueError(f"not a quarantine key: {key!r}")
-    return validate_tag(match["tag"]), int(match["run"])
+    return validate_tag(match["tag"]), _canonical_run(match, key)
 
 
-def pedestal_key(tag: str, run: int) -> str:
-    """``pedestals/LNGS/ped_run01234.npz`` (``run`` is the pedestal run itself)."""
-    return f"{PEDESTALS_PREFIX}{validate_tag(tag)}/ped_{_run(run)}.npz"
+def pedestal_prefix(tag: str, run: int) -> str:
+    """``pedestals/LNGS/run01234/``: every pedestal product of one pedestal run."""
+    return f"{PEDESTALS_PREFIX}{validate_tag(tag)}/{_run(run)}/"
+
+
+def pedestal_key(tag: str, run: int, lineage: str) -> str:
+    """``pedestals/LNGS/run01234/ped-3f9a1c2e0b.npz``: the maps of pedestal run ``run``
+    made with the code and pedestal parameters ``lineage`` stands for."""
+    if not _LINEAGE.fullmatch(lineage):
+        raise ValueError(f"not a lineage id (hex digest): {lineage!r}")
+    return f"{pedestal_prefix(tag, run)}ped-{lineage}.npz"
 
 
 def reco_key(version: str, tag: str, run: int) -> str:
@@ -160,6 +205,15 @@ def reco_key(version: str, tag: str, run: int) -> str:
 def quality_prefix(version: str, tag: str, run: int) -> str:
     """``quality/<version>/LNGS/run01234/`` (ends with ``/``; append file names)."""
     return f"{QUALITY_PREFIX}{validate_version(version)}/{validate_tag(tag)}/{_run(run)}/"
+
+
+def superseded_key(key: str, tag: str, run: int, version: int) -> str:
+    """``superseded/LNGS/run01234/v1/<key>``: where ``key`` (a raw file, or one of its
+    run's products) is kept once a re-upload with other content made version
+    ``version`` of the raw file history (outside ``raw/``, ``reco/`` and ``quality/``)."""
+    if not isinstance(version, int) or version < 1:
+        raise ValueError(f"raw file version must be a positive integer, got {version!r}")
+    return f"{SUPERSEDED_PREFIX}{validate_tag(tag)}/{_run(run)}/v{version}/{validate_key(key)}"
 
 
 def staging_prefix(*parts: str) -> str:

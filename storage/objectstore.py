@@ -206,6 +206,17 @@ class ObjectStore:
         self.fs.invalidate_cache(path)
         return int(self.fs.size(path))
 
+    def etag(self, key: str) -> str:
+        """What names this object's content without reading it: S3's ETag, or for a
+        local file its modification time and size (a re-upload changes either)."""
+        path = self._path(key)
+        self.fs.invalidate_cache(path)
+        info = self.fs.info(path)
+        tag = info.get("ETag") or info.get("etag")
+        if tag:
+            return str(tag).strip('"')
+        return f"{int(info['mtime'] * 1e9):x}-{int(info['size']):x}"
+
     def _find(self, prefix: str) -> dict[str, dict]:
         """key → fsspec info for every object whose key starts with ``prefix``."""
         validate_prefix(prefix)

@@ -14,14 +14,29 @@ from cygno.storage import keys, midas
 from cygno.tasks import resources
 from cygno.tasks.models import RawFile
 from cygno.tasks.retry import retry_unless
+from cygno.tasks.versions import supersede
 
 
 class CorruptRawFile(RuntimeError):
     """The raw file failed validation and was quarantined; the message says why."""
 
 
+class NotTheRunsFile(Exception):
+    """The notified key is not a raw file of its run: nothing is recorded against the
+    run (a stray or forged notification must never abandon a good run)."""
+
+
+class NoSuchRawFile(NotTheRunsFile, FileNotFoundError):
+    """No object under the key (never uploaded, or already quarantined)."""
+
+
+class SecondRawFile(NotTheRunsFile, ValueError):
+    """The run already has an ingested raw file under another key (``.mid`` beside
+    ``.mid.gz``): one run, one raw file, so the second is refused, not ingested."""
+
+
 #: Corrupt or missing files do not get better by waiting; everything else might.
-_retry_if_transient = retry_unless(CorruptRawFile, FileNotFoundError)
+_retry_if_transient = retry_unless(CorruptRawFile, NotTheRunsFile)
 
 
 def raw_location(raw_uri: str) -> tuple[str, str, int]:
@@ -32,10 +47,33 @@ def raw_location(raw_uri: str) -> tuple[str, str, int]:
     return key, tag, run
 
 
+def quarantined_versions(store, key: str) -> list[str]:
+    """The quarantine keys that ``key`` has been moved to, oldest first."""
+    tag, run = keys.parse_raw_key(key)
+    first = keys.quarantine_key(key)
+    found = []
+    for candidate in store.list(first.rsplit("/", 1)[0] + "/"):
+        try:
+            if keys.parse_quarantine_key(candidate) == (tag, run) and keys.raw_suffix(
+                candidate
+            ) == keys.raw_suffix(key):
+                found.append(candidate)
+        except ValueError:
+            continue  # the JSON reasons beside, other runs
+    return sorted(found, key=keys.quarantine_version)
+
+
 def _quarantine(key: str, tag: str, run: int, reason: str, report) -> str:
+    """Move ``key`` to the next free quarantine version (an earlier corrupt upload of
+    the run and its reason stay as they are) and write the reason beside it."""
     store = resources.store()
-    target = keys.quarantine_key(key)
-    store.move(key, target)
+    earlier = quarantined_versions(store, key)
+    version = keys.quarantine_version(earlier[-1]) + 1 if earlier else 1
+    target = keys.quarantine_key(key, version=version)
+    try:
+        store.move(key, target)
+    except FileNotFoundError:
+        _raise_missing(store, key, f"{reason}; a concurrent run quarantined it first")
     record = {
         "raw_key": key,
         "quarantine_key": target,
@@ -43,6 +81,7 @@ def _quarantine(key: str, tag: str, run: int, reason: str, report) -> str:
         "tag": tag,
         "reason": reason,
         "defects": [str(d) for d in report.defects],
+        "more_defects": report.more_defects,
         "size": report.size,
         "adler32": report.adler32,
         "quarantined_at": datetime.now(UTC).isoformat(),
@@ -69,12 +108,23 @@ def _catalogue(uri: str, tag: str, run: int, report, **fields) -> None:
     )
 
 
-def _raise_missing(store, key: str) -> None:
-    reason_key = keys.quarantine_reason_key(keys.quarantine_key(key))
-    if store.exists(reason_key):
-        reason = json.loads(store.get_bytes(reason_key))["reason"]
-        raise CorruptRawFile(f"already quarantined: {reason}")
-    raise FileNotFoundError(f"{key}: no such raw file in {store.url}")
+def _raise_missing(store, key: str, found: str | None = None) -> None:
+    versions = quarantined_versions(store, key)
+    if versions and store.exists(keys.quarantine_reason_key(versions[-1])):
+        reason = json.loads(store.get_bytes(keys.quarantine_reason_key(versions[-1])))["reason"]
+        raise NoSuchRawFile(f"{key} is already quarantined as {versions[-1]}: {found or reason}")
+    raise NoSuchRawFile(f"{key}: no such raw file in {store.url}; nothing recorded for the run")
+
+
+def _refuse_second_file(uri: str, tag: str, run: int) -> None:
+    """One raw file per run: another ingested key of the same run refuses this one."""
+    known = resources.catalog().run(run, tag)
+    raw = known.raw if known is not None else None
+    if raw is not None and raw.state == "ingested" and raw.uri != uri:
+        raise SecondRawFile(
+            f"{uri} is a second raw file for {tag} run {run}, which already has "
+            f"{raw.uri}; refused (remove or rename one of them)"
+        )
 
 
 @task(
@@ -86,26 +136,31 @@ def _raise_missing(store, key: str) -> None:
     timeout_seconds=1800,
 )
 def ingest(raw_uri: str) -> RawFile:
-    """Validate and catalogue one raw file (skipped when the catalog already has it)."""
+    """Validate and catalogue one raw file (skipped when the catalog already has this
+    content: same ETag). Other content under a catalogued key is a new version of the
+    raw file (:func:`cygno.tasks.versions.supersede`)."""
     key, tag, run = raw_location(raw_uri)
     store, catalog = resources.store(), resources.catalog()
     uri = store.uri(key)
     if not store.exists(key):
         _raise_missing(store, key)
+    _refuse_second_file(uri, tag, run)
     known = catalog.raw_file(uri)
-    if known is not None and known.state == "ingested" and known.size == store.size(key):
+    etag = store.etag(key)
+    if known is not None and known.state == "ingested" and known.etag == etag:
         return RawFile(
             uri, key, run, tag, known.size, known.adler32, known.md5, known.events, known.pictures
         )
     with store.open(key, "rb") as stream:
         report = midas.validate(stream)
     if not report.ok:
-        reason = f"{key}: {report.defects[0]}"
-        if len(report.defects) > 1:
-            reason += f" (+{len(report.defects) - 1} more defects)"
+        reason = f"{key}: {report.reason}"
         target = _quarantine(key, tag, run, reason, report)
         raise CorruptRawFile(f"{reason}; moved to {target}")
-    _catalogue(uri, tag, run, report, state="ingested")
+    if known is not None and known.state == "ingested" and known.adler32 != report.adler32:
+        supersede(known, report, etag)  # a corrected re-upload: the next version
+    else:
+        _catalogue(uri, tag, run, report, state="ingested", etag=etag)
     return RawFile(
         uri, key, run, tag, report.size, report.adler32, report.md5, report.events, report.pictures
     )

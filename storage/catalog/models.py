@@ -2,7 +2,8 @@
 which is what makes every write an idempotent upsert.
 
 runs            (run_number, tag)
-raw_files       uri                      → runs
+raw_files       uri                      → runs   (the current version of the file)
+raw_file_versions (raw_file_id, version) → raw_files (superseded versions)
 tape_copies     tape_uri                 → raw_files
 reco_outputs    (run_id, reco_version)   → runs
 quality_reports (run_id, reco_version)   → runs
@@ -51,7 +52,11 @@ class _Stamped:
 
 class Run(_Stamped, Base):
     __tablename__ = "runs"
-    __table_args__ = (sa.UniqueConstraint("run_number", "tag"),)
+    __table_args__ = (
+        sa.UniqueConstraint("run_number", "tag"),
+        # a tag's runs in order: reference runs and trends without a scan
+        sa.Index("ix_runs_tag_run_number", "tag", "run_number"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     run_number: Mapped[int] = mapped_column(sa.Integer)
@@ -76,6 +81,34 @@ class RawFile(_Stamped, Base):
     pictures: Mapped[int | None] = mapped_column(sa.Integer)
     state: Mapped[str] = mapped_column(sa.String(16), default="ingested")
     reason: Mapped[str | None] = mapped_column(sa.Text)
+    # A corrected re-upload under the same key is a new version (RawFileVersion keeps
+    # the earlier ones); etag identifies the object's content in the store cheaply.
+    version: Mapped[int] = mapped_column(sa.Integer, default=1, server_default="1")
+    etag: Mapped[str | None] = mapped_column(sa.String(128))
+
+
+class RawFileVersion(Base):
+    """An earlier content of a raw file, superseded by a re-upload: its facts, and
+    where its tape copy and products were kept (``kept``: a list of
+    ``{"kind", "uri", …}``)."""
+
+    __tablename__ = "raw_file_versions"
+    __table_args__ = (sa.UniqueConstraint("raw_file_id", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    raw_file_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("raw_files.id", ondelete="CASCADE"), index=True
+    )
+    version: Mapped[int] = mapped_column(sa.Integer)
+    size: Mapped[int | None] = mapped_column(sa.BigInteger)
+    adler32: Mapped[str | None] = mapped_column(sa.String(8))
+    md5: Mapped[str | None] = mapped_column(sa.String(32))
+    events: Mapped[int | None] = mapped_column(sa.Integer)
+    pictures: Mapped[int | None] = mapped_column(sa.Integer)
+    etag: Mapped[str | None] = mapped_column(sa.String(128))
+    ingested_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    superseded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    kept: Mapped[Any] = mapped_column(sa.JSON)
 
 
 class TapeCopy(_Stamped, Base):
@@ -105,6 +138,8 @@ class RecoOutput(_Stamped, Base):
     events: Mapped[int | None] = mapped_column(sa.Integer)
     clusters: Mapped[int | None] = mapped_column(sa.Integer)
     state: Mapped[str] = mapped_column(sa.String(16))
+    #: storage.lineage id of the inputs (version, pedestal maps, raw bytes)
+    lineage: Mapped[str | None] = mapped_column(sa.String(64))
 
 
 class QualityReport(_Stamped, Base):
@@ -118,6 +153,8 @@ class QualityReport(_Stamped, Base):
     flag: Mapped[str] = mapped_column(sa.String(8))
     reason: Mapped[str | None] = mapped_column(sa.Text)
     summary: Mapped[Any] = mapped_column(sa.JSON)
+    #: storage.lineage id of the inputs (the reco output's lineage, the thresholds)
+    lineage: Mapped[str | None] = mapped_column(sa.String(64))
 
 
 class RunFailure(_Stamped, Base):

@@ -21,6 +21,27 @@ class RawFileRecord:
     state: str
     reason: str | None
     updated_at: dt.datetime
+    version: int = 1
+    etag: str | None = None
+
+
+@dataclass(frozen=True)
+class RawFileVersionRecord:
+    """A superseded version of a raw file (the current one is its RawFileRecord)."""
+
+    raw_uri: str
+    run: int
+    tag: str
+    version: int
+    size: int | None
+    adler32: str | None
+    md5: str | None
+    events: int | None
+    pictures: int | None
+    etag: str | None
+    ingested_at: dt.datetime
+    superseded_at: dt.datetime
+    kept: list[dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -47,6 +68,7 @@ class RecoOutputRecord:
     clusters: int | None
     state: str
     updated_at: dt.datetime
+    lineage: str | None = None
 
 
 @dataclass(frozen=True)
@@ -59,6 +81,7 @@ class QualityRecord:
     reason: str | None
     summary: Any
     updated_at: dt.datetime
+    lineage: str | None = None
 
 
 @dataclass(frozen=True)

@@ -106,6 +106,11 @@ class TapeEndpoint(ABC):
         """Whether the tape copy has ``expected_adler32`` (False when missing)."""
 
     @abstractmethod
+    def rename(self, key: str, new_key: str) -> None:
+        """Move a file to another key on the endpoint (a namespace operation: no
+        recall, the bytes stay where they are); never over an existing file."""
+
+    @abstractmethod
     def delete(self, key: str) -> None:
         """Remove a file (operators, tests); a missing one is fine."""
 

@@ -227,6 +227,19 @@ class LocalHsm(TapeEndpoint):
         with self.open(key) as f:
             return adler32_of(f) == expected_adler32
 
+    def rename(self, key: str, new_key: str) -> None:
+        source, target = self._path(key), self._path(new_key)
+        if not self.fs.isfile(source):
+            raise FileNotFoundError(self.uri(key))
+        if self.fs.exists(target):
+            raise TapeConflictError(f"{self.uri(new_key)} exists: not renaming {key} over it")
+        self.fs.makedirs(target.rsplit("/", 1)[0], exist_ok=True)
+        self.fs.mv(source, target)
+        meta = self._read_meta(key)
+        if meta is not None:
+            self._write_meta(new_key, meta)
+            self.state_fs.rm_file(self._meta_path(key))
+
     def delete(self, key: str) -> None:
         if self.fs.exists(self._path(key)):
             self.fs.rm_file(self._path(key))

@@ -202,7 +202,7 @@ class WebDavTape(TapeEndpoint):
         headers = {"Destination": self._http(target), "Overwrite": "F"}
         response = self.session.send("MOVE", self._http(source), headers=headers)
         if response.status_code == 412:
-            raise TapeConflictError(f"{self._origin}{target} appeared while archiving it")
+            raise TapeConflictError(f"{self._origin}{target} exists already: not moved over")
         TokenSession.expect(response, 201, 204)
 
     def _delete(self, path: str) -> None:
@@ -301,6 +301,13 @@ class WebDavTape(TapeEndpoint):
         if self._head(path) is None:
             return False
         return (self._server_adler32(path) or self._staged_adler32(key)) == expected_adler32
+
+    def rename(self, key: str, new_key: str) -> None:
+        source, target = self.path(key), self.path(new_key)
+        if self._head(source) is None:
+            raise FileNotFoundError(self.uri(key))
+        self._mkcols(target.rsplit("/", 1)[0])
+        self._move(source, target)
 
     def delete(self, key: str) -> None:
         self._delete(self.path(key))
