@@ -172,3 +172,17 @@ def test_the_tape_endpoint_can_be_any_fsspec_url(s3_server, store, data):
     assert [(e.key, e.state) for e in tape.list()] == [(KEY, "disk")]
     with pytest.raises(ValueError, match="state_url"):  # no sibling of a bucket
         LocalHsm(f"s3://{bucket}", 0.05, s3_server.storage_options())
+
+
+def test_rename_moves_the_file_and_its_record_never_over_a_file(store, tape, data):
+    copy = tape.archive(store, KEY)
+    tape.migrate()
+    kept = "superseded/LNGS/run01234/v1/" + KEY
+    tape.rename(KEY, kept)
+    assert tape.state(KEY) == "missing"
+    assert (tape.state(kept), tape.checksum(kept)) == ("migrated", copy.adler32)
+    tape.archive(store, KEY)
+    with pytest.raises(TapeConflictError):
+        tape.rename(KEY, kept)
+    with pytest.raises(FileNotFoundError):
+        tape.rename("raw/LNGS/run09999.mid.gz", "elsewhere/x")

@@ -243,3 +243,16 @@ def test_a_token_about_to_expire_is_renewed_before_use(tmp_path):
         BearerToken(path=token_file).get()
     with pytest.raises(ValueError, match="exactly one"):
         BearerToken(value="x", path=token_file)
+
+
+def test_rename_is_a_move_in_the_namespace_never_over_a_file(site, store, data):
+    tape = _tape(site)
+    copy = tape.archive(store, KEY)
+    kept = "superseded/LNGS/run01234/v1/" + KEY
+    tape.rename(KEY, kept)
+    assert tape.state(KEY) == "missing" and tape.verify(kept, copy.adler32)
+    tape.archive(store, KEY)
+    with pytest.raises(TapeConflictError):
+        tape.rename(KEY, kept)
+    with pytest.raises(FileNotFoundError):
+        tape.rename("raw/LNGS/run09999.mid.gz", "elsewhere/x")
