@@ -19,10 +19,15 @@ from types import ModuleType
 from cygno.reco import features, idbscan, pedestal, picture, ransac
 from cygno.reco.clustering import grid
 from cygno.reco.pedestal import pedestal_from_frames
+from cygno.reco.pmt import corrections as pmt_corrections
+from cygno.reco.pmt import event as pmt_event
+from cygno.reco.pmt import waveform as pmt_waveform
 from cygno.reco.reconstruct import reconstruct_picture, tiny_picture, warm_up
 
 #: The modules that hold numba kernels.
-KERNEL_MODULES: tuple[ModuleType, ...] = (picture, pedestal, features, idbscan, ransac, grid)
+KERNEL_MODULES: tuple[ModuleType, ...] = (
+    picture, pedestal, features, idbscan, ransac, grid, pmt_waveform, pmt_corrections,
+)  # fmt: skip
 
 
 def compiled_signatures() -> dict[str, tuple[str, ...]]:
@@ -43,6 +48,7 @@ def compile_all() -> dict[str, tuple[str, ...]]:
     chain and the pedestal maps, on read-only and on writable frames); returns
     :func:`compiled_signatures` afterwards."""
     warm_up()
+    pmt_event.warm_up()  # waveforms: read-only DIG0 views and corrected DRS4 copies
     reconstruct_picture(*tiny_picture(writable=True))
     for writable in (False, True):
         frame = tiny_picture(writable)[0]
