@@ -16,6 +16,7 @@ what the runner put in ``JobSpec.environment`` (``getenv`` stays false).
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import tempfile
@@ -139,11 +140,17 @@ def configure_bindings(
     token = Path(token_file).expanduser().absolute()
     if not token.is_file():
         raise SchedulerError(f"the HTCondor token file {token} does not exist")
-    directory = Path(tempfile.mkdtemp(prefix="htcondor-tokens-"))
-    (directory / token.name).symlink_to(token)
-    htcondor2.param["SEC_TOKEN_DIRECTORY"] = str(directory)
+    htcondor2.param["SEC_TOKEN_DIRECTORY"] = str(_token_directory(token))
     if "SEC_CLIENT_AUTHENTICATION_METHODS" not in config:
         htcondor2.param["SEC_CLIENT_AUTHENTICATION_METHODS"] = "IDTOKENS"
+
+
+@functools.lru_cache(maxsize=8)
+def _token_directory(token: Path) -> Path:
+    """A private directory holding only a link to ``token`` (once per process)."""
+    directory = Path(tempfile.mkdtemp(prefix="htcondor-tokens-"))
+    (directory / token.name).symlink_to(token)
+    return directory
 
 
 @dataclass
