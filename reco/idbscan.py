@@ -1,5 +1,14 @@
-"""iDBSCAN on the macro-pixel grid: the directional form used in production, plus the
-earlier four-pass form (RECONSTRUCTION.md "iDBSCAN").
+"""iDBSCAN on the macro-pixel grid: the directional form used in production, the same
+with one refinement (the default), and the earlier four-pass form (RECONSTRUCTION.md
+"iDBSCAN", docs/reconstruction.md).
+
+``refined`` = ``production`` + blob splitting: production's directional phase swallows
+every spot lying within eps of a long track into the track. After the tracks are built,
+the points of each long track lying off its core (farther from its least-squares curve
+than ``split_core_scale`` × the 90 % quantile of the core's distances, at least
+``split_min_core``; the core is trimmed three times) are grouped by
+8-connectivity; a group holding at least ``min_samples`` of weight leaves the track as a
+cluster of its own.
 
 Neighbours are found on the grid of the points (`clustering.grid`), fits are seeded
 RANSAC (`ransac`), and a per-picture time budget stops a runaway directional phase with a
@@ -20,16 +29,21 @@ from cygno.reco.clustering import grid as g
 
 log = logging.getLogger("cygno.reco")
 
+# 8-connectivity on the macro-pixel grid (the refinement's grouping of off-core points).
+_EIGHT = np.array([[-1, 1], [0, 1], [1, 1]], dtype=np.int32)
 # Production keeps a directional model when more than 80 % of the cluster is in its band.
 _POLY_MIN_FRACTION = 0.8
 _MIN_TRIALS = 16
+
+
+MODES = ("refined", "production", "fourpass")
 
 
 @dataclass(frozen=True)
 class IDBSCANParams:
     """iDBSCAN parameters, LNGS defaults (distances in macro-pixels)."""
 
-    mode: Literal["directional", "fourpass"] = "directional"
+    mode: Literal["refined", "production", "fourpass"] = "refined"
     eps: float = 12.0  # cityblock
     min_samples: int = 20  # sum of weights within eps, the point itself included
     dir_radius: float = 28.0  # cityblock
@@ -43,6 +57,9 @@ class IDBSCANParams:
     fourpass_eps: tuple[float, ...] = (1.0, 3.5, 5.8, 4.0)  # euclidean
     fourpass_min_samples: tuple[int, ...] = (1, 200, 35, 25)
     fourpass_size_cuts: tuple[int, ...] = (500, 100)
+    split_min_track_length: float = 100.0  # only tracks at least this long (macro-pixels)
+    split_core_scale: float = 1.3  # core half-width = scale × 90 % quantile of |distance|
+    split_min_core: float = 2.5  # macro-pixels
 
 
 class ClusterResult(NamedTuple):
@@ -62,6 +79,8 @@ def idbscan(
 ) -> ClusterResult:
     """Cluster integer macro-pixel points (n, 2) [x, y] with integer weights >= 1."""
     params = params or IDBSCANParams()
+    if params.mode not in MODES:
+        raise ValueError(f"unknown iDBSCAN mode {params.mode!r}; expected one of {MODES}")
     _warm_up()
     points = np.asarray(points)
     n = len(points)
@@ -89,6 +108,7 @@ def _warm_up() -> None:
     pts = np.array(line + blob, dtype=np.int32)
     w = np.full(len(pts), 5, dtype=np.int64)
     idbscan(pts, w, IDBSCANParams(), time_budget_s=float("inf"))
+    idbscan(pts, w, IDBSCANParams(mode="production"), time_budget_s=float("inf"))
     idbscan(pts, w, IDBSCANParams(mode="fourpass"), time_budget_s=float("inf"))
     curve = np.linspace(0.0, 30.0, 40)
     ransac.poly_band(curve, curve**2 / 30, 2, 1.0, 0.8, 4, ransac.rng_state(0))
@@ -109,7 +129,7 @@ class _Directional:
     """Steps 1–8 of the directional iDBSCAN for one picture."""
 
     def __init__(self, pts, grid, w, params: IDBSCANParams, seed: int, budget: float):
-        self.pts, self.grid, self.p = pts, grid, params
+        self.pts, self.grid, self.p, self.w = pts, grid, params, w
         self.eps_spans = g.cityblock_spans(params.eps)
         self.is_core = g.weighted_counts(grid, pts, w, self.eps_spans) >= params.min_samples
         self.state = ransac.rng_state(seed)
@@ -145,15 +165,19 @@ class _Directional:
             return ClusterResult(seeds, np.zeros(n_seeds, bool), self.timed_out)
 
         labels = np.full(n, g.NOISE, dtype=np.int32)
-        n_tracks = self._tracks(seeds, candidates, labels)
+        n_tracks, models = self._tracks(seeds, candidates, labels)
+        n_split = n_tracks
+        if p.mode == "refined":
+            for t, model in enumerate(models):
+                n_split = self._split_blobs(labels, t, model, n_split)
         # Step 6: isolation of the tracks, then step 7: plain DBSCAN on the rest.
         if n_tracks:
             iso = g.euclidean_spans(p.isolation_radius, strict=True)
             g.mark_near(self.grid, self.pts, iso, labels, 0, n_tracks, g.EXCLUDED)
-        n_all = g.dbscan(self.grid, self.pts, self.eps_spans, self.is_core, labels, n_tracks)
+        n_all = g.dbscan(self.grid, self.pts, self.eps_spans, self.is_core, labels, n_split)
         rest = np.bincount(labels[labels >= 0], minlength=n_all)
         small = np.nonzero(rest < min_seed)[0]
-        small = small[small >= n_tracks]
+        small = small[small >= n_split]
         labels[np.isin(labels, small)] = g.NOISE
         tracklike = np.arange(n_all) < n_tracks
         res = _compact(labels, tracklike)
@@ -180,14 +204,49 @@ class _Directional:
                 found.append((-acc, -int(sizes[s]), int(s)))
         return [s for _, _, s in sorted(found)]
 
-    def _tracks(self, seeds, candidates, labels) -> int:
-        """Steps 5–6: directional expansion of each candidate; returns the number of tracks.
+    def _split_blobs(self, labels, track: int, model, next_label: int) -> int:
+        """Refinement: off-core groups of a long track with at least min_samples of weight
+        become clusters next_label, next_label+1, …; returns the next free label."""
+        p = self.p
+        members = np.nonzero(labels == track)[0]
+        coef, swapped, order = model
+        x, y = self.xy[members, 0], self.xy[members, 1]
+        if swapped:
+            x, y = y, x
+        if np.ptp(x) < p.split_min_track_length:
+            return next_label
+        # the track's own curve: least squares on its core, trimmed twice
+        core = np.abs(_distance(x, y, coef)) < p.dir_thickness
+        for _ in range(3):
+            fit, ok = ransac.polyfit_ls(x, y, core, order)
+            if not ok:
+                return next_label
+            r = np.abs(_distance(x, y, fit))
+            half = max(p.split_core_scale * np.quantile(r[core], 0.9), p.split_min_core)
+            core = r <= half
+        off = ~core
+        if not off.any():
+            return next_label
+        groups = np.full(len(self.pts), g.EXCLUDED, dtype=np.int32)
+        groups[members[off]] = g.NOISE
+        everyone = np.ones(len(self.pts), dtype=np.bool_)
+        end = g.dbscan(self.grid, self.pts, _EIGHT, everyone, groups, 0)
+        weight = np.bincount(groups[groups >= 0], weights=self.w[groups >= 0], minlength=end)
+        for k in np.nonzero(weight >= p.min_samples)[0]:
+            labels[groups == k] = next_label
+            next_label += 1
+        return next_label
+
+    def _tracks(self, seeds, candidates, labels) -> tuple[int, list]:
+        """Steps 5–6: directional expansion of each candidate; returns the number of tracks
+        and their band models.
 
         A track only takes points no earlier track holds (production could take them over).
         """
         p = self.p
         dir_spans = g.cityblock_spans(p.dir_radius)
         label = 0
+        models = []
         for s in candidates:
             if self._out_of_time("the directional expansion"):
                 break
@@ -213,8 +272,9 @@ class _Directional:
             if np.count_nonzero(labels == label) < p.dir_minsamples:
                 labels[labels == label] = g.NOISE
                 continue
+            models.append(model)
             label += 1
-        return label
+        return label, models
 
     def _fit(self, mask, min_order: int = 1):
         """Polynomial band model (coef, swapped, order) of the masked points, or None."""
@@ -240,6 +300,12 @@ def _in_band(xy: np.ndarray, model, thickness: float) -> np.ndarray:
     out = np.empty(len(xy), dtype=np.bool_)
     ransac.band_inliers(x, y, coef, thickness, out)
     return out
+
+
+def _distance(x: np.ndarray, y: np.ndarray, coef: np.ndarray) -> np.ndarray:
+    """Signed distance of points from the curve y = c0 + c1·x + c2·x² (first order)."""
+    slope = coef[1] + 2.0 * coef[2] * x
+    return (y - (coef[0] + coef[1] * x + coef[2] * x * x)) / np.sqrt(1.0 + slope * slope)
 
 
 def _mad_threshold(y: np.ndarray) -> float:

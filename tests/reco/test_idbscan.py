@@ -223,7 +223,7 @@ def test_fourpass_separates_long_tracks_small_clusters_and_noise():
     assert res.tracklike[lt.pop()] and not res.tracklike[lb.pop()]
 
 
-@pytest.mark.parametrize("mode", ["directional", "fourpass"])
+@pytest.mark.parametrize("mode", ["refined", "production", "fourpass"])
 def test_labels_are_compact(mode):
     pts = cells(disk(50, 50, 4), disk(150, 80, 4), line(200, 200, 400, 300))
     res = idbscan(pts, weights(pts, 10), IDBSCANParams(mode=mode))
