@@ -157,6 +157,7 @@ def _run_one(request: dict, idle_dir: str) -> int:
     err = os.open(request["stderr"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     saved = os.dup(1), os.dup(2)
     os.chdir(request["cwd"])
+    sys.path[0] = request["cwd"]  # as `python -m` started in the sandbox would have it
     os.environ.clear()
     os.environ.update(request["env"])
     tempfile.tempdir = None  # the job's TMPDIR, not the last one's
@@ -174,6 +175,7 @@ def _run_one(request: dict, idle_dir: str) -> int:
         for fd in (out, err, *saved):
             os.close(fd)
         os.chdir(idle_dir)
+        sys.path[0] = idle_dir
 
 
 def main() -> None:

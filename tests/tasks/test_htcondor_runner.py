@@ -393,6 +393,7 @@ def test_a_job_sees_only_its_sandbox_and_its_environment(make_runner, tmp_path, 
     assert "FLOW_ONLY_SECRET" not in env and "PATH" not in env and "HOME" not in env
     assert env["ASKED_FOR"] == "yes" and env["PYTHONPATH"] == JOBFNS_ENV["PYTHONPATH"]
     assert env["_CONDOR_SCRATCH_DIR"] == env["TMPDIR"] == view["cwd"]
+    assert view["sys_path"][0] == view["cwd"], "imports look in the sandbox first, as `-m` does"
     assert str(tmp_path) not in view["sys_path"]
 
 
