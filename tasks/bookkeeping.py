@@ -5,14 +5,21 @@ from __future__ import annotations
 from prefect import task
 
 from cygno.tasks import resources
-from cygno.tasks.ingest import raw_location
+from cygno.tasks.ingest import NotTheRunsFile, raw_location
 from cygno.tasks.models import RawFile
+from cygno.tasks.retry import retry_unless
 
 #: Flow runs of one run that may fail before it is abandoned (skipped until reset).
 ABANDON_AFTER = 3
 
 
-@task(name="check-abandoned", retries=2, retry_delay_seconds=5)
+@task(
+    name="check-abandoned",
+    retries=2,
+    retry_delay_seconds=5,
+    retry_condition_fn=retry_unless(ValueError),  # a key that is no run's: final
+    timeout_seconds=120,  # the first step: a hung catalog fails the run, never stalls it
+)
 def abandoned(raw_uri: str) -> str | None:
     """Why this run is skipped (it failed too often and nobody reset it), or None."""
     _, tag, run = raw_location(raw_uri)
@@ -25,13 +32,19 @@ def abandoned(raw_uri: str) -> str | None:
 
 
 def record_failure_hook(step: str):
-    """A flow on_failure hook that counts the failure against the flow run's raw file."""
+    """A flow on_failure hook that counts the failure against the flow run's raw file
+    (never for a key that is not the run's raw file: see :class:`NotTheRunsFile`)."""
 
     def record(flow, flow_run, state) -> None:
+        if isinstance(state.result(raise_on_failure=False), NotTheRunsFile):
+            return  # a key that is not the run's raw file says nothing about the run
         raw_uri = (flow_run.parameters or {}).get("raw_uri")
         raw = (flow_run.parameters or {}).get("raw")
         if raw_uri:
-            _, tag, run = raw_location(raw_uri)
+            try:
+                _, tag, run = raw_location(raw_uri)
+            except ValueError:
+                return  # not a run's key at all (an alias, a stray object)
         elif raw is not None:
             tag, run = (raw["tag"], raw["run"]) if isinstance(raw, dict) else (raw.tag, raw.run)
         else:

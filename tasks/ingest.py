@@ -151,8 +151,11 @@ def ingest(raw_uri: str) -> RawFile:
         return RawFile(
             uri, key, run, tag, known.size, known.adler32, known.md5, known.events, known.pictures
         )
-    with store.open(key, "rb") as stream:
-        report = midas.validate(stream)
+    try:
+        with store.open(key, "rb") as stream:
+            report = midas.validate(stream)
+    except FileNotFoundError:  # moved away mid-read: a concurrent run quarantined it
+        _raise_missing(store, key, f"{key} vanished while it was read")
     if not report.ok:
         reason = f"{key}: {report.reason}"
         target = _quarantine(key, tag, run, reason, report)

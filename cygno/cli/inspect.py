@@ -134,10 +134,16 @@ def inspect(
             handle2, _ = _open(file, stack)
             _events_table(handle2, events, console)
     if report.defects:
-        defects = Table("byte offset", "serial", "defect", title=f"{len(report.defects)} defects")
-        for defect in report.defects[:MAX_DEFECTS_SHOWN]:
+        shown = report.defects[:MAX_DEFECTS_SHOWN]
+        title = f"{report.defect_count} defects" + (
+            f" (the first {len(shown)} shown)" if report.defect_count > len(shown) else ""
+        )
+        defects = Table("byte offset", "serial", "defect", title=title)
+        for defect in shown:
             defects.add_row(str(defect.offset), str(defect.serial), defect.reason)
         console.print(defects)
+        if report.refused:
+            console.print(f"[red]{report.refused}[/red]")
         raise typer.Exit(code=1)
     console.print("[green]no defects[/green]")
 

@@ -39,3 +39,23 @@ class Defect:
 
     def error(self, path: str | None) -> MidasFormatError:
         return MidasFormatError(path, self.offset, self.serial, self.reason)
+
+
+#: Defects a report keeps (the rest are counted), and after how many reading stops.
+MAX_DEFECTS_KEPT = 100
+MAX_DEFECTS_READ = 10_000
+
+
+class DefectLog(list):
+    """The defects of one file as found: the first ``keep`` kept, ``total`` counts all
+    (a file of garbage must not become a gigabyte of reasons)."""
+
+    def __init__(self, keep: int = MAX_DEFECTS_KEPT) -> None:
+        super().__init__()
+        self.keep = keep
+        self.total = 0
+
+    def append(self, defect: Defect) -> None:
+        self.total += 1
+        if len(self) < self.keep:
+            super().append(defect)

@@ -14,11 +14,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
-from .errors import Defect, MidasFormatError
+from .errors import MAX_DEFECTS_READ, Defect, MidasFormatError
 from .format import BOR_ID, EOR_ID, EVENT_HEADER, MESSAGE_ID, MIDAS_MAGIC, PICTURE_ID, is_fragment
 from .odb import OdbError, parse_odb
 
-MAX_EVENT_SIZE = 1 << 30
+#: Ten times a picture of the largest camera: a header claiming more is corrupt, and
+#: reading it would hold that much memory.
+MAX_EVENT_SIZE = 256 << 20
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,7 @@ class Scanner:
         self.eor_payload: bytes | None = None
         self.eor_seen = False
         self.file_run = run_from_name(path)
+        self.refused: str | None = None
         self._cut_short = False
 
     def defect(self, offset: int | None, serial: int | None, reason: str, *, event_id=None):
@@ -91,21 +94,45 @@ class Scanner:
         self.collect.append(Defect(offset, serial, reason, event_id))
 
     def fatal(self, offset: int | None, serial: int | None, reason: str) -> None:
-        self.defect(offset, serial, reason)
+        if not self._stream_stopped():  # else the stream's own reason explains the cut
+            self.defect(offset, serial, reason)
         raise _Stop
+
+    def _stream_stopped(self) -> str | None:
+        """Why the byte source stopped early (refused or damaged), None if it did not."""
+        return (
+            self.refused
+            or getattr(self.source, "refused", None)
+            or getattr(self.source, "damaged", None)
+        )
+
+    def _too_many_defects(self, offset: int) -> bool:
+        """Stop reading a file that is mostly defects (bounded work for any input)."""
+        found = getattr(self.collect, "total", len(self.collect or ()))
+        if found < MAX_DEFECTS_READ:
+            return False
+        self.refused = (
+            f"refused: {found} defects by byte offset {offset}; not read further "
+            "(garbage or not a MIDAS run)"
+        )
+        return True
 
     def __iter__(self) -> Iterator[tuple[int, EventHeader, bytes | None, int]]:
         """Yields (offset, header, payload or None, picture number or -1)."""
         try:
             yield from self._walk()
         except _Stop:  # the stream ended or went astray: still say why, if the container knows
+            stopped = self._stream_stopped()
             self._compressed_end_checks()
-            if self._cut_short and self.from_start and not self.eor_seen:
+            if self._cut_short and self.from_start and not self.eor_seen and not stopped:
                 self.defect(
                     self.source.offset, None, "end-of-run event missing: the run was cut short"
                 )
 
     def _compressed_end_checks(self) -> None:
+        if stopped := self._stream_stopped():
+            self.defect(self.source.offset, None, stopped)
+            return
         if getattr(self.source, "truncated", False):
             self.defect(self.source.offset, None, "compressed stream is truncated (no end marker)")
         garbage = getattr(self.source, "garbage", None)
@@ -119,6 +146,8 @@ class Scanner:
         last_serial: int | None = None
         while True:
             offset = source.offset
+            if self.collect is not None and self._too_many_defects(offset):
+                raise _Stop
             raw_header = source.read(EVENT_HEADER.size)
             if not raw_header:
                 break
@@ -177,7 +206,7 @@ class Scanner:
             last_serial = serial
             yield offset, header, payload, picture
         self._compressed_end_checks()
-        if self.from_start and not self.eor_seen:
+        if self.from_start and not self.eor_seen and not self._stream_stopped():
             if self.events == 0:
                 self.defect(0, None, "empty file: no events")
             else:

@@ -20,6 +20,22 @@ RAW_BLOCK = 1 << 20
 MIN_OUT = 1 << 20
 SKIP_OUT = 4 << 20
 
+#: No real run inflates more than this (camera pictures are noise around a pedestal,
+#: a few times smaller compressed); beyond it the input is refused as a bomb.
+MAX_INFLATION_RATIO = 32
+#: ... once at least this much has been inflated (small files have headers that shrink well).
+INFLATION_FLOOR = 16 << 20
+#: What any decompressor raises for damaged input (isal's IsalError, zlib.error, bz2 and
+#: lz4's OSError/RuntimeError/EOFError).
+_DECOMPRESS_ERRORS: tuple[type[BaseException], ...] = (
+    zlib.error,
+    getattr(_fast_zlib, "error", zlib.error),
+    OSError,
+    EOFError,
+    RuntimeError,
+    ValueError,
+)
+
 MAGIC = {
     "gzip": b"\x1f\x8b",
     "lz4": b"\x04\x22\x4d\x18",
@@ -128,12 +144,24 @@ def _lz4_factory() -> Any:
 class InflateSource:
     """A compressed file inflated on the fly; concatenated members/frames are followed.
 
-    `truncated` is set when the compressed stream ends without its end marker and `garbage`
-    (a byte count) when non-compressed bytes follow it.
+    `truncated` is set when the compressed stream ends without its end marker, `garbage`
+    (a byte count) when non-compressed bytes follow it, `damaged` (a reason) when the
+    decompressor rejects the data (a bad CRC32/ISIZE trailer, corrupt deflate blocks) and
+    `refused` when the file inflates beyond ``max_ratio`` times its compressed size (a
+    bomb). Reading stops at the first of the last two, so the work stays bounded.
     """
 
-    def __init__(self, raw: IO[bytes], head: bytes, kind: str) -> None:
+    def __init__(
+        self,
+        raw: IO[bytes],
+        head: bytes,
+        kind: str,
+        max_ratio: float | None = MAX_INFLATION_RATIO,
+    ) -> None:
         self._raw, self._kind = raw, kind
+        self._max_ratio = max_ratio
+        self.damaged: str | None = None
+        self.refused: str | None = None
         self._compressed = len(head)
         self._produced = 0
         self._dec: Any = self._new_decoder()
@@ -180,11 +208,31 @@ class InflateSource:
                     self._dec = None
                     break
                 self._dec.feed(data)
-            out = self._dec.decompress(max_len)
+            try:  # a few MiB per call: a bomb is caught before it fills memory
+                out = self._dec.decompress(min(max_len, SKIP_OUT))
+            except _DECOMPRESS_ERRORS as error:
+                self.damaged = (
+                    f"{self._kind} stream damaged at or before compressed byte "
+                    f"{self._compressed} (inflated byte {self._produced}): {error}"
+                )
+                self._dec = None
+                break
             if out:
                 self._produced += len(out)
+                self._check_ratio()
                 return out
         return b""
+
+    def _check_ratio(self) -> None:
+        """Refuse (stop inflating) once the output outgrows any real run."""
+        limit = max(INFLATION_FLOOR, (self._max_ratio or 0) * self._compressed)
+        if self._max_ratio is not None and self._produced > limit:
+            self.refused = (
+                f"refused: inflates beyond {self._max_ratio:g}x its compressed size "
+                f"({self._produced} bytes from the first {self._compressed}); "
+                "a decompression bomb, not a run"
+            )
+            self._dec = None
 
     def read(self, n: int) -> bytes:
         avail = len(self._buf) - self._pos

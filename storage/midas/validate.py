@@ -13,7 +13,7 @@ from typing import Any
 
 from ..checksum import ChecksumReader
 from .banks import BankDefect, walk_banks
-from .errors import Defect, MidasFormatError
+from .errors import Defect, DefectLog, MidasFormatError
 from .format import BOR_ID, EOR_ID, EVENT_HEADER, MESSAGE_ID, is_fragment
 from .odb import OdbError, parse_odb
 from .scan import MAX_EVENT_SIZE, Scanner, name_of, open_binary
@@ -35,10 +35,27 @@ class ValidationReport:
     banks: dict[str, tuple[int, int]] = field(default_factory=dict)  # name -> (type, max size)
     odb_keys: list[str] = field(default_factory=list)
     first_time: int | None = None
+    defect_count: int = 0  # all defects found; ``defects`` keeps the first of them
+    refused: str | None = None  # why reading stopped early (a bomb, mostly garbage)
 
     @property
     def ok(self) -> bool:
         return not self.defects
+
+    @property
+    def more_defects(self) -> int:
+        """Defects found beyond those kept in ``defects``."""
+        return self.defect_count - len(self.defects)
+
+    @property
+    def reason(self) -> str | None:
+        """One line saying why the file is not usable (None when it is)."""
+        if self.refused:
+            return self.refused
+        if not self.defects:
+            return None
+        more = f" (+{self.defect_count - 1} more defects)" if self.defect_count > 1 else ""
+        return f"{self.defects[0]}{more}"
 
 
 def validate(
@@ -59,7 +76,7 @@ def validate(
             if kind is None
             else InflateSource(reader, head, kind)
         )
-        defects: list[Defect] = []
+        defects = DefectLog()
         scanner = Scanner(stream, path, collect=defects, max_event_size=max_event_size)
         ids: Counter[int] = Counter()
         banks: dict[str, tuple[int, int]] = {}
@@ -92,7 +109,9 @@ def validate(
         return ValidationReport(
             path=path,
             compression=kind,
-            defects=defects,
+            defects=list(defects),
+            defect_count=defects.total,
+            refused=scanner.refused or getattr(stream, "refused", None),
             events=scanner.events,
             pictures=scanner.pictures,
             run_number=scanner.run_number,

@@ -12,6 +12,7 @@ from cygno.reco.pedestal import PedestalMaps
 from cygno.reco.reconstruct import reconstruct_file
 from cygno.storage import keys
 from cygno.storage.checksum import adler32_of
+from cygno.tasks.pedestal import pedestal_product
 
 
 def _events(path) -> dict[str, np.ndarray]:
@@ -28,7 +29,8 @@ def test_run_processed_end_to_end(plat, tmp_path):
 
     result = process_run(uri)
 
-    version = reco_version(load_config(plat.settings.reco_config))
+    config = load_config(plat.settings.reco_config)
+    version = reco_version(config)
     assert result["quality_flag"] in ("good", "warning", "bad")
     # a catalog row per step
     raw = plat.catalog.raw_file(uri)
@@ -50,11 +52,10 @@ def test_run_processed_end_to_end(plat, tmp_path):
     # the merged chunks equal one reconstruct_file pass over the same input
     local_raw = tmp_path / "raw.mid.gz"
     plat.store.get_file(run.key, local_raw)
-    pedestal = PedestalMaps.load(
-        plat.store.open(keys.pedestal_key("LNGS", pedestal_run.run_number), "rb")
-    )
+    maps_key = pedestal_product("LNGS", pedestal_run.run_number, config).key
+    pedestal = PedestalMaps.load(plat.store.open(maps_key, "rb"))
     direct = tmp_path / "direct.root"
-    reconstruct_file(local_raw, pedestal, load_config(plat.settings.reco_config), out_path=direct)
+    reconstruct_file(local_raw, pedestal, config, out_path=direct)
     merged = tmp_path / "merged.root"
     plat.store.get_file(keys.reco_key(version, "LNGS", run.run_number), merged)
     expected, got = _events(direct), _events(merged)
@@ -107,16 +108,27 @@ def test_truncated_file_is_quarantined_and_the_good_run_completes(plat):
 
 
 def test_a_run_that_keeps_failing_is_abandoned_until_reset(plat):
-    missing = plat.store.uri(keys.raw_key("LNGS", 77))
-    for _ in range(3):
-        assert process_run(missing, return_state=True).is_failed()
+    key = keys.raw_key("LNGS", 77)
+    uri = plat.store.uri(key)
+    for _ in range(3):  # three corrupt uploads of the run, each quarantined
+        plat.store.put_bytes(key, b"not a MIDAS file")
+        assert process_run(uri, return_state=True).is_failed()
     assert plat.catalog.is_abandoned(77, "LNGS")
 
-    skipped = process_run(missing, return_state=True)
+    plat.store.put_bytes(key, b"not a MIDAS file")
+    skipped = process_run(uri, return_state=True)
     assert skipped.is_cancelled() and "abandoned" in skipped.message
 
     plat.catalog.reset(77, "LNGS")
-    assert process_run(missing, return_state=True).is_failed()
+    assert process_run(uri, return_state=True).is_failed()
+
+
+def test_notifications_for_keys_that_do_not_exist_never_count_against_the_run(plat):
+    missing = plat.store.uri(keys.raw_key("LNGS", 78))
+    for _ in range(4):
+        state = process_run(missing, return_state=True)
+        assert state.is_failed() and "no such raw file" in state.message
+    assert not plat.catalog.is_abandoned(78, "LNGS") and plat.catalog.failures() == []
 
 
 def test_reco_version_that_the_configuration_cannot_make_is_refused(plat):

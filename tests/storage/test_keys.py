@@ -13,7 +13,12 @@ def test_builders_follow_the_architecture_layout():
     assert keys.raw_key("LNGS", 1234) == "raw/LNGS/run01234.mid.gz"
     assert keys.raw_key("LNF", 7, ".mid") == "raw/LNF/run00007.mid"
     assert keys.quarantine_key("LNGS", 1234) == "quarantine/LNGS/run01234.mid.gz"
-    assert keys.pedestal_key("LNGS", 1200) == "pedestals/LNGS/ped_run01200.npz"
+    assert keys.pedestal_key("LNGS", 1200, "3f9a1c2e0b") == (
+        "pedestals/LNGS/run01200/ped-3f9a1c2e0b.npz"
+    )
+    assert keys.pedestal_prefix("LNGS", 1200) == "pedestals/LNGS/run01200/"
+    with pytest.raises(ValueError):
+        keys.pedestal_key("LNGS", 1200, "../x")
     assert keys.reco_key("0.1.0+3f9a1c2e", "LNGS", 1234) == (
         "reco/0.1.0+3f9a1c2e/LNGS/reco_run01234.root"
     )
@@ -136,3 +141,44 @@ def test_validated_keys_never_escape_the_root(text):
     parts = text.split("/")
     assert ".." not in parts and "" not in parts
     assert not text.startswith("/")
+
+
+@pytest.mark.parametrize(
+    "alias",
+    [
+        "raw/LNGS/run000002.mid.gz",
+        "raw/LNGS/run0000002.mid.gz",
+        "raw/LNGS/run0123456.mid.gz",
+        "raw/LNGS/run\u0660\u0660\u0660\u0660\u0662.mid.gz",  # Arabic-Indic digits
+        "raw/LNGS/run\uff10\uff10\uff10\uff10\uff12.mid.gz",  # full-width digits
+    ],
+)
+def test_aliases_of_a_run_number_are_refused_with_the_canonical_spelling(alias):
+    with pytest.raises(ValueError) as caught:
+        keys.parse_raw_key(alias)
+    assert repr(alias) in str(caught.value)
+    if alias.isascii():
+        assert "the one accepted spelling is" in str(caught.value)
+
+
+@given(tag=st.from_regex(keys.TAG_PATTERN, fullmatch=True), run=st.integers(0, 10**7))
+def test_each_run_has_exactly_one_raw_key_per_suffix(tag, run):
+    canonical = keys.raw_key(tag, run)
+    digits = canonical.rsplit("run", 1)[1].split(".")[0]
+    assert keys.parse_raw_key(canonical) == (tag, run)
+    with pytest.raises(ValueError):
+        keys.parse_raw_key(canonical.replace(f"run{digits}", f"run0{digits}"))
+
+
+def test_quarantine_versions_never_collide():
+    first = keys.quarantine_key("raw/LNGS/run01234.mid.gz")
+    second = keys.quarantine_key("raw/LNGS/run01234.mid.gz", version=2)
+    assert (first, second) == (
+        "quarantine/LNGS/run01234.mid.gz",
+        "quarantine/LNGS/run01234.v2.mid.gz",
+    )
+    assert [keys.quarantine_version(k) for k in (first, second)] == [1, 2]
+    assert keys.parse_quarantine_key(second) == ("LNGS", 1234)
+    assert keys.quarantine_reason_key(second) == second + ".json"
+    with pytest.raises(ValueError):
+        keys.quarantine_key("raw/LNGS/run01234.mid.gz", version=0)

@@ -10,7 +10,7 @@ from cygno.reco.simulate.run import simulate_run
 from cygno.settings import get_settings
 from cygno.storage import keys
 from cygno.tasks import resources
-from cygno.tasks.ingest import CorruptRawFile, _retry_if_transient, ingest
+from cygno.tasks.ingest import CorruptRawFile, NoSuchRawFile, _retry_if_transient, ingest
 
 
 @pytest.fixture
@@ -51,8 +51,8 @@ def test_a_truncated_file_is_quarantined_with_its_reason(store):
     reason = json.loads(store.get_bytes(keys.quarantine_reason_key(target)))
     assert reason["reason"] in str(caught.value) and reason["defects"]
     assert resources.catalog().raw_file(store.uri(target)).state == "quarantined"
-    with pytest.raises(CorruptRawFile, match="already quarantined"):
-        ingest.fn(store.uri(key))  # a late duplicate notification
+    with pytest.raises(NoSuchRawFile, match="already quarantined"):
+        ingest.fn(store.uri(key))  # a late duplicate notification: not the run's fault
 
 
 def test_missing_and_corrupt_files_are_not_retried(store):
@@ -64,7 +64,7 @@ def test_missing_and_corrupt_files_are_not_retried(store):
             raise self.exc
 
     assert not _retry_if_transient(None, None, State(CorruptRawFile("x")))
-    assert not _retry_if_transient(None, None, State(FileNotFoundError("x")))
+    assert not _retry_if_transient(None, None, State(NoSuchRawFile("x")))
     assert _retry_if_transient(None, None, State(OSError("connection reset")))
     with pytest.raises(ValueError):
         ingest.fn(store.uri("quality/x.json"))  # not a raw key
