@@ -14,7 +14,10 @@ runlog), which we only read; the simulator and the tests write it the way the DA
 
 There is no change-time column, so readers cannot ask "what changed since": the DB
 mirror re-reads open and recent runs and compares row content (see ``tasks/mirror.py``).
-Some columns the DAQ writes are not mirrored (:data:`DAQ_ONLY_COLUMNS`).
+Some columns the DAQ writes are not mirrored (:data:`DAQ_ONLY_COLUMNS`). mlogger adds a
+column when its configuration gains a link, so the set differs between setups: reads
+use the columns the database's ``Runlog`` really has (reflected once), and a column
+the mirror knows but the DAQ does not write simply stays NULL.
 """
 
 from __future__ import annotations
@@ -62,6 +65,24 @@ class DaqLogbook:
         self.url = url
         self.engine = engine_for(url)
         self._reader = self.engine.execution_options(cygno_readonly=True)
+        self._found: sa.Table | None = None
+
+    @property
+    def table(self) -> sa.Table:
+        """``Runlog`` as the database has it (reflected on first use; our definition
+        while the table does not exist yet)."""
+        if self._found is None:
+            try:
+                found = sa.Table("Runlog", sa.MetaData(), autoload_with=self.engine)
+            except sa.exc.NoSuchTableError:
+                return runlog
+            for column in found.columns:  # values as the definition's types give them
+                if isinstance(column.type, sa.DateTime):
+                    column.type = runlog.c.start_time.type  # aware UTC
+                elif isinstance(column.type, sa.Float):
+                    column.type = sa.Double()  # float, not MariaDB's reflected Decimal
+            self._found = found
+        return self._found
 
     def __repr__(self) -> str:
         return f"DaqLogbook({sa.make_url(self.url).render_as_string(hide_password=True)!r})"
@@ -98,27 +119,30 @@ class DaqLogbook:
             return [dict(row._mapping) for row in connection.execute(query)]
 
     def get(self, run_number: int) -> dict[str, Any] | None:
-        rows = self._rows(sa.select(runlog).where(runlog.c.run_number == run_number))
+        table = self.table
+        rows = self._rows(sa.select(table).where(table.c.run_number == run_number))
         return rows[0] if rows else None
 
     def rows(self, after: int | None = None, runs: Iterable[int] = ()) -> list[dict[str, Any]]:
         """Rows with a run number above ``after`` (all if None) and the rows of ``runs``,
         in run order: the mirror's recent window plus the runs it saw open."""
-        query = sa.select(runlog).order_by(runlog.c.run_number)
+        table = self.table
+        query = sa.select(table).order_by(table.c.run_number)
         if after is not None:
             wanted = sorted(set(runs))
-            above = runlog.c.run_number > after
-            query = query.where(sa.or_(above, runlog.c.run_number.in_(wanted)) if wanted else above)
+            above = table.c.run_number > after
+            query = query.where(sa.or_(above, table.c.run_number.in_(wanted)) if wanted else above)
         return self._rows(query)
 
     def batches(self, size: int = 1000) -> Iterator[list[dict[str, Any]]]:
         """Every row, ``size`` at a time in run order (keyset paging: no long transaction
         on the DAQ's database, no OFFSET scans)."""
+        table = self.table
         last: int | None = None
         while True:
-            query = sa.select(runlog).order_by(runlog.c.run_number).limit(size)
+            query = sa.select(table).order_by(table.c.run_number).limit(size)
             if last is not None:
-                query = query.where(runlog.c.run_number > last)
+                query = query.where(table.c.run_number > last)
             batch = self._rows(query)
             if not batch:
                 return
@@ -127,17 +151,19 @@ class DaqLogbook:
 
     def last_run_number(self) -> int | None:
         """The highest run number logged (None for an empty logbook)."""
+        table = self.table
         with self._reader.connect() as connection:
-            return connection.scalar(sa.select(sa.func.max(runlog.c.run_number)))
+            return connection.scalar(sa.select(sa.func.max(table.c.run_number)))
 
     def pedestal_for(self, run_number: int) -> int | None:
         """The pedestal run serving ``run_number`` (RECONSTRUCTION.md): the most recent
         run ≤ it with pedestal_run == 1, HV_STATE == 0 and ≥ 100 events."""
-        query = sa.select(sa.func.max(runlog.c.run_number)).where(
-            runlog.c.run_number <= run_number,
-            runlog.c.pedestal_run == 1,
-            runlog.c.HV_STATE == 0,
-            runlog.c.number_of_events >= MIN_PEDESTAL_EVENTS,
+        table = self.table
+        query = sa.select(sa.func.max(table.c.run_number)).where(
+            table.c.run_number <= run_number,
+            table.c.pedestal_run == 1,
+            table.c.HV_STATE == 0,
+            table.c.number_of_events >= MIN_PEDESTAL_EVENTS,
         )
         with self._reader.connect() as connection:
             return connection.scalar(query)
