@@ -15,7 +15,6 @@ from prefect.states import Cancelled
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from cygno.flows.reconstruct_run import reconstruct_run
-from cygno.reco.quality.plots import preload_in_background
 from cygno.tasks.bookkeeping import abandoned, record_failure_hook
 from cygno.tasks.ingest import ingest
 from cygno.tasks.mirror import mirror_run
@@ -35,7 +34,6 @@ def process_run(raw_uri: str, reco_version: str | None = None) -> dict:
     config = resolve_config(expected_version=reco_version)
     if (reason := abandoned(raw_uri)) is not None:
         return Cancelled(message=reason)
-    preload_in_background()  # quality's plotting stack, on the core ingest leaves idle
     raw = ingest(raw_uri)
     archived = archive_to_tape.submit(raw)
     mirrored = mirror_run.submit(raw.run, raw.tag)

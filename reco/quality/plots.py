@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import threading
 
 import hist
 import numpy as np
@@ -27,22 +26,6 @@ from cygno.reco.quality.lightyield import (
 
 
 _FLAG_COLOURS = {"good": "tab:green", "warning": "tab:orange", "bad": "tab:red", None: "tab:gray"}
-
-
-def _preload() -> None:
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(1.0, 1.0))
-    fig.add_subplot().set_title("μ")  # loads the fonts
-    _png(fig)
-
-
-def preload_in_background() -> threading.Thread:
-    """Import matplotlib and load its fonts in a daemon thread: a caller with a core to
-    spare (process-run during its single-threaded ingest pass) saves plotting ~1 s later."""
-    thread = threading.Thread(target=_preload, name="preload-plotting", daemon=True)
-    thread.start()
-    return thread
 
 
 def _figure(size: tuple[float, float] = (7.0, 5.0)):
