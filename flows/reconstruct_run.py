@@ -30,10 +30,10 @@ from cygno.tasks.resources import settings
 )
 def _reconstruct_run(raw: RawFile, config: RecoConfig) -> RecoOutput | None:
     version = reco_version(config)
-    pedestal = pedestal_for(raw.run, raw.tag, config.pedestal.max_pictures)
+    pedestal = pedestal_for(raw.run, raw.tag, config)
     if pedestal.run == raw.run:
         return None  # a pedestal run: its maps are its product, nothing to cluster
-    if (done := find_reco(raw.run, raw.tag, version, pedestal)) is not None:
+    if (done := find_reco(raw, version, pedestal)) is not None:
         return done
     chunks = plan_chunks(raw.pictures, settings().chunk_events, settings().workers)
     # The index pass inflates the whole file serially on this host before any job can

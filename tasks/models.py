@@ -57,6 +57,7 @@ class RecoOutput:
     clusters: int
     pedestal: Pedestal | None = None
     chunk_seconds: tuple[float, ...] = ()  # reconstruction time of each chunk (monitoring)
+    lineage: str | None = None  # storage.lineage id: version, pedestal maps, raw bytes
 
 
 @dataclass(frozen=True)

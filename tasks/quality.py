@@ -16,6 +16,7 @@ from cygno.events import QUALITY_ALARM, run_resource_id
 from cygno.reco import quality as dq
 from cygno.reco.pedestal import PedestalMaps
 from cygno.storage import keys
+from cygno.storage.lineage import Product, digest, is_done, lineage
 from cygno.tasks import resources
 from cygno.tasks.models import QualityOutcome, RecoOutput
 
@@ -33,16 +34,18 @@ def public_url() -> str:
 
 def _reference(reco: RecoOutput, store) -> dq.Reference | None:
     """The latest earlier good run of the same tag, version and run type, if any."""
-    catalog = resources.catalog()
-    this = catalog.run(reco.run, reco.tag)
-    kind = this.run_type if this else None
-    for record in sorted(catalog.runs(last=reco.run - 1, tag=reco.tag), key=lambda r: -r.run):
-        if record.run_type != kind or record.quality_flag(reco.reco_version) != "good":
-            continue
-        prefix = keys.quality_prefix(reco.reco_version, reco.tag, record.run)
+    for run in resources.catalog().reference_runs(reco.run, reco.tag, reco.reco_version):
+        prefix = keys.quality_prefix(reco.reco_version, reco.tag, run)
         if store.exists(prefix + "summary.json"):
             return dq.load_reference(store, prefix)
     return None
+
+
+def quality_product(reco: RecoOutput, thresholds: dq.Thresholds) -> Product:
+    """The quality report of ``reco`` judged with ``thresholds``."""
+    made_by = lineage("quality", reco=reco.lineage, thresholds=digest(thresholds))
+    key = keys.quality_prefix(reco.reco_version, reco.tag, reco.run) + "summary.json"
+    return Product(key, made_by)
 
 
 def _alarm(reco: RecoOutput, outcome: QualityOutcome, url: str) -> None:
@@ -66,13 +69,15 @@ def _alarm(reco: RecoOutput, outcome: QualityOutcome, url: str) -> None:
     retry_delay_seconds=exponential_backoff(backoff_factor=5),
     timeout_seconds=1800,
 )
-def quality(reco: RecoOutput) -> QualityOutcome:
-    """Histograms, plots, flag → store, catalog, artifacts; skipped when already reported."""
+def quality(reco: RecoOutput, thresholds: dq.Thresholds = dq.Thresholds()) -> QualityOutcome:
+    """Histograms, plots, flag → store, catalog, artifacts; skipped when this output was
+    already judged with these thresholds."""
     store, catalog = resources.store(), resources.catalog()
     prefix = keys.quality_prefix(reco.reco_version, reco.tag, reco.run)
-    summary_key = prefix + "summary.json"
+    product = quality_product(reco, thresholds)
+    summary_key = product.key
     done = catalog.quality_report(reco.run, reco.tag, reco.reco_version)
-    if done is not None and store.exists(summary_key):
+    if done is not None and is_done(store, product, done.lineage):
         return QualityOutcome(
             reco.run,
             reco.tag,
@@ -93,6 +98,7 @@ def quality(reco: RecoOutput) -> QualityOutcome:
         pedestal=pedestal,
         reference=_reference(reco, store),
         fe55=dq.fe55_from_logbook(resources.logbook().get(reco.run)),
+        thresholds=thresholds,
         extra={"tag": reco.tag, "reco_version": reco.reco_version},
     )
     catalog.upsert_quality_report(
@@ -103,13 +109,9 @@ def quality(reco: RecoOutput) -> QualityOutcome:
         flag=report.flag,
         summary=report.summary,
         reason=report.reason,
+        lineage=product.lineage,
     )
-    trends = [
-        q.summary
-        for r in catalog.runs(tag=reco.tag)
-        for q in r.quality
-        if q.reco_version == reco.reco_version and q.summary
-    ]
+    trends = catalog.trend_points(reco.tag, reco.reco_version)
     dq.write_trends(trends, store, dq.trend_prefix(reco.reco_version, reco.tag))
 
     base = public_url()

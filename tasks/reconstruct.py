@@ -18,6 +18,7 @@ from cygno.htcondor_runner import HTCondorTaskRunner, RunnerOptions
 from cygno.reco import rootio
 from cygno.reco.config import RecoConfig, load_config, reco_version
 from cygno.storage import keys
+from cygno.storage.lineage import Product, is_done, lineage
 from cygno.storage.midas import EventIndex, MidasFile
 from cygno.tasks import jobs, resources
 from cygno.tasks.models import Chunk, ChunkOutput, Pedestal, RawFile, RecoOutput
@@ -108,14 +109,31 @@ def index_raw(raw: RawFile) -> EventIndex | None:
     retry_delay_seconds=5,
     timeout_seconds=120,
 )
-def find_reco(run: int, tag: str, version: str, pedestal: Pedestal) -> RecoOutput | None:
-    """The registered output of this run and version, if it is also still in the store."""
-    row = resources.catalog().reco_output(run, tag, version)
+def find_reco(raw: RawFile, version: str, pedestal: Pedestal) -> RecoOutput | None:
+    """The registered output of this run and version, if it was made from these very
+    inputs (same pedestal maps, same raw bytes) and is still in the store."""
+    product = reco_product(raw, version, pedestal)
+    row = resources.catalog().reco_output(raw.run, raw.tag, version)
     store = resources.store()
-    key = keys.reco_key(version, tag, run)
-    if row is None or row.state != "done" or not store.exists(key):
+    if not is_done(store, product, row.lineage if row and row.state == "done" else None):
         return None
-    return RecoOutput(run, tag, version, key, store.uri(key), row.events, row.clusters, pedestal)
+    return RecoOutput(
+        raw.run,
+        raw.tag,
+        version,
+        product.key,
+        store.uri(product.key),
+        row.events,
+        row.clusters,
+        pedestal,
+        lineage=product.lineage,
+    )
+
+
+def reco_product(raw: RawFile, version: str, pedestal: Pedestal) -> Product:
+    """The reconstruction of ``raw`` by ``version`` with ``pedestal``'s maps."""
+    made_by = lineage("reco", version=version, pedestal=pedestal.key, raw=raw.adler32)
+    return Product(keys.reco_key(version, raw.tag, raw.run), made_by)
 
 
 #: The function runs in the job (cygno.tasks.jobs, no Prefect import there); the
@@ -143,7 +161,8 @@ def merge_reco(
 ) -> RecoOutput:
     """Concatenate the chunks in event order into reco/<version>/<tag>/reco_runNNNNN.root."""
     store = resources.store()
-    key = keys.reco_key(version, raw.tag, raw.run)
+    product = reco_product(raw, version, pedestal)
+    key = product.key
     with tempfile.TemporaryDirectory(prefix="cygno-merge-") as tmp:
         parts = []
         for output in sorted(outputs, key=lambda o: o.chunk.start):
@@ -156,7 +175,16 @@ def merge_reco(
     clusters = sum(o.clusters for o in outputs)
     seconds = tuple(o.seconds for o in outputs)
     return RecoOutput(
-        raw.run, raw.tag, version, key, store.uri(key), events, clusters, pedestal, seconds
+        raw.run,
+        raw.tag,
+        version,
+        key,
+        store.uri(key),
+        events,
+        clusters,
+        pedestal,
+        seconds,
+        product.lineage,
     )
 
 
@@ -177,6 +205,7 @@ def register_reco(reco: RecoOutput, config: RecoConfig) -> RecoOutput:
         events=reco.events,
         clusters=reco.clusters,
         state="done",
+        lineage=reco.lineage,
     )
     return reco
 

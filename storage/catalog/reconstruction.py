@@ -24,8 +24,10 @@ class Reconstruction(Database):
         events: int | None,
         clusters: int | None,
         state: str = "done",
+        lineage: str | None = None,
     ) -> bool:
-        """One reco output per (run, tag, reco_version). Returns True if anything changed."""
+        """One reco output per (run, tag, reco_version), with the lineage id of what
+        made it. Returns True if anything changed."""
         _check(state, m.RECO_STATES, "reco state")
         version = validate_version(reco_version)
         values = {
@@ -34,6 +36,7 @@ class Reconstruction(Database):
             "events": events,
             "clusters": clusters,
             "state": state,
+            "lineage": lineage,
         }
 
         def work(session: Session) -> bool:

@@ -32,6 +32,7 @@ from cygno.reco.simulate import make_camera, simulate_picture
 from cygno.reco.simulate.run import simulate_run
 from cygno.storage import keys
 from cygno.storage.checksum import adler32_of
+from cygno.storage.lineage import lineage
 from cygno.storage.objectstore import ObjectStore
 from cygno.tasks import jobs
 from cygno.tasks.models import Chunk, Pedestal, RawFile
@@ -86,7 +87,8 @@ def lime(tmp_path_factory):
     """A file:// store with a 2-picture LIME run and its pedestal maps."""
     root = tmp_path_factory.mktemp("startup")
     store = ObjectStore(f"file://{root / 'store'}")
-    raw_key, ped_key = keys.raw_key("LNGS", 5), keys.pedestal_key("LNGS", 4)
+    raw_key = keys.raw_key("LNGS", 5)
+    ped_key = keys.pedestal_key("LNGS", 4, lineage("pedestal", pictures=8))
     raw_path = root / "run00005.mid.gz"
     simulate_run(raw_path, 5, PICTURES, kind="mixed", shape=SHAPE, seed=7, camera_seed=8)
     store.put_file(raw_path, raw_key)

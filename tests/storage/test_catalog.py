@@ -351,3 +351,46 @@ def test_cli_prints_runs_with_raw_tape_reco_and_quality_state(tmp_path):
     assert "cleared 1" in reset.output
     assert not catalog.is_abandoned(1235, "LNGS")
     catalog.close()
+
+
+def _statements(catalog: Catalog) -> list[str]:
+    """Every query the catalog's engine runs from now on (not BEGIN/COMMIT)."""
+    seen: list[str] = []
+
+    def record(_conn, _cursor, sql: str, *_args) -> None:
+        if sql.lstrip().upper().startswith("SELECT"):
+            seen.append(sql)
+
+    sa.event.listen(catalog.engine, "before_cursor_execute", record)
+    return seen
+
+
+def test_reference_runs_and_trend_points_ask_only_for_what_they_need(catalog):
+    kinds = {1: "fe55", 2: "cosmics", 3: "fe55", 4: "fe55", 5: "fe55", 6: "fe55"}
+    flags = {1: "good", 2: "good", 3: "bad", 4: "good", 5: "good", 6: "good"}
+    for run, kind in kinds.items():
+        catalog.upsert_run(run, "LNGS", run_type=kind)
+        catalog.upsert_run(run, "LNF", run_type=kind)
+        for tag in ("LNGS", "LNF"):
+            catalog.upsert_quality_report(run, tag, V1, None, flags[run], {"run": run, "t": tag})
+        catalog.upsert_quality_report(run, "LNGS", V2, None, "good", {"run": run, "v": 2})
+    catalog.upsert_run(7, "LNGS")  # no run type: its references have none either
+    catalog.upsert_run(8, "LNGS")
+    catalog.upsert_quality_report(7, "LNGS", V1, None, "good", {})
+
+    statements = _statements(catalog)
+    # earlier, same tag and run type, good for this version; latest first, at most `limit`
+    assert catalog.reference_runs(6, "LNGS", V1) == [5, 4, 1]
+    assert catalog.reference_runs(6, "LNGS", V1, limit=1) == [5]
+    assert catalog.reference_runs(3, "LNGS", V1) == [1]
+    assert catalog.reference_runs(2, "LNGS", V1) == []  # run 1 is of another kind
+    assert catalog.reference_runs(8, "LNGS", V1) == [7]
+    assert catalog.reference_runs(1, "LNGS", V1) == []
+    assert len(statements) == 2 * 6  # the run's type, then the candidates: nothing per row
+
+    del statements[:]
+    points = catalog.trend_points("LNGS", V1)
+    assert points == [{"run": r, "t": "LNGS"} for r in kinds]  # run 7's empty summary is no point
+    assert catalog.trend_points("LNGS", V2) == [{"run": r, "v": 2} for r in kinds]
+    assert catalog.trend_points("MAN", V1) == []
+    assert len(statements) == 3
