@@ -62,6 +62,13 @@ def test_run_processed_end_to_end(plat, tmp_path):
     assert set(got) == set(expected)
     for name in expected:
         assert got[name].tolist() == expected[name].tolist(), name
+    # the PMT trees, made in the same chunk jobs, merge to the single pass's too
+    with uproot.open(direct) as one, uproot.open(merged) as chunks:
+        for tree in ("PMT_Events", "PMT_Avg_Events"):
+            names = [n for n in one[tree].keys() if n != "t_waveforms"]  # noqa: SIM118
+            assert one[tree].num_entries > 0
+            expected_pmt = one[tree].arrays(names, library="ak").tolist()
+            assert chunks[tree].arrays(names, library="ak").tolist() == expected_pmt, tree
     assert adler32_of(local_raw) == raw.adler32
 
 
