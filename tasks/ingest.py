@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from typing import NoReturn
 
 from prefect import task
 from prefect.tasks import exponential_backoff
@@ -108,11 +109,14 @@ def _catalogue(uri: str, tag: str, run: int, report, **fields) -> None:
     )
 
 
-def _raise_missing(store, key: str, found: str | None = None) -> None:
+def _raise_missing(store, key: str, found: str | None = None) -> NoReturn:
     versions = quarantined_versions(store, key)
-    if versions and store.exists(keys.quarantine_reason_key(versions[-1])):
-        reason = json.loads(store.get_bytes(keys.quarantine_reason_key(versions[-1])))["reason"]
-        raise NoSuchRawFile(f"{key} is already quarantined as {versions[-1]}: {found or reason}")
+    if versions:
+        reason_key = keys.quarantine_reason_key(versions[-1])
+        if found is None and store.exists(reason_key):
+            found = json.loads(store.get_bytes(reason_key))["reason"]
+        found = found or "a concurrent run is quarantining it"
+        raise NoSuchRawFile(f"{key} is already quarantined as {versions[-1]}: {found}")
     raise NoSuchRawFile(f"{key}: no such raw file in {store.url}; nothing recorded for the run")
 
 
@@ -146,15 +150,16 @@ def ingest(raw_uri: str) -> RawFile:
         _raise_missing(store, key)
     _refuse_second_file(uri, tag, run)
     known = catalog.raw_file(uri)
-    etag = store.etag(key)
-    if known is not None and known.state == "ingested" and known.etag == etag:
-        return RawFile(
-            uri, key, run, tag, known.size, known.adler32, known.md5, known.events, known.pictures
-        )
     try:
+        etag = store.etag(key)
+        if known is not None and known.state == "ingested" and known.etag == etag:
+            return RawFile(
+                uri, key, run, tag, known.size, known.adler32, known.md5, known.events,
+                known.pictures,
+            )  # fmt: skip
         with store.open(key, "rb") as stream:
             report = midas.validate(stream)
-    except FileNotFoundError:  # moved away mid-read: a concurrent run quarantined it
+    except FileNotFoundError:  # moved away meanwhile: a concurrent run quarantined it
         _raise_missing(store, key, f"{key} vanished while it was read")
     if not report.ok:
         reason = f"{key}: {report.reason}"
