@@ -1,4 +1,4 @@
-"""process-run: one raw file from arrival to quality flag (ARCHITECTURE.md §3).
+"""process-run: one raw file from arrival to quality flag (docs/architecture.md §2).
 
     ingest ─┬─ archive-to-tape
             ├─ mirror-run

@@ -1,6 +1,6 @@
 """iDBSCAN on the macro-pixel grid: the directional form used in production, the same
-with one refinement (the default), and the earlier four-pass form (RECONSTRUCTION.md
-"iDBSCAN", docs/reconstruction.md).
+with one refinement (the default), and the earlier four-pass form (docs/reconstruction.md,
+"iDBSCAN").
 
 ``refined`` = ``production`` + blob splitting: production's directional phase swallows
 every spot lying within eps of a long track into the track. After the tracks are built,

@@ -1,4 +1,4 @@
-"""The per-picture chain of RECONSTRUCTION.md steps 1–8 as numba kernels.
+"""The per-picture chain of docs/reconstruction.md steps 1–8 as numba kernels.
 
 * `fused_pass` walks the raw frame once, row by row, and does spark sum, saturation
   guard (cimax), pedestal subtraction, zero suppression, acceptance, the 2×2 median
@@ -162,7 +162,7 @@ def fused_pass(
 
 @nb.njit(cache=True, nogil=True)
 def neighbour_filter(img, border, max_deviation, min_neighbors_average, min_active, out):
-    """Step 7 on the macro-pixel picture (see RECONSTRUCTION.md); writes ``out``.
+    """Step 7 on the macro-pixel picture (see docs/reconstruction.md); writes ``out``.
 
     The border of ``border`` macro-pixels is zeroed first; every interior value is then
     derived from the border-zeroed input (never from already filtered neighbours).

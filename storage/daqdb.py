@@ -156,7 +156,7 @@ class DaqLogbook:
             return connection.scalar(sa.select(sa.func.max(table.c.run_number)))
 
     def pedestal_for(self, run_number: int) -> int | None:
-        """The pedestal run serving ``run_number`` (RECONSTRUCTION.md): the most recent
+        """The pedestal run serving ``run_number`` (docs/reconstruction.md): the most recent
         run ≤ it with pedestal_run == 1, HV_STATE == 0 and ≥ 100 events."""
         table = self.table
         query = sa.select(sa.func.max(table.c.run_number)).where(

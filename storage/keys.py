@@ -1,4 +1,4 @@
-"""The object store key layout (ARCHITECTURE.md §4), in one place.
+"""The object store key layout (docs/architecture.md §4), in one place.
 
 Every key the platform writes is built here, and every key that comes from outside
 (a bucket notification, a CLI argument, a catalog row) is validated here, so a crafted

@@ -1,7 +1,7 @@
 """One object store for ``file://`` (the embedded default) and ``s3://`` (MinIO, Ceph, AWS).
 
 Everything goes through fsspec, so the same code runs on a laptop and in the cloud.
-Keys are the relative names of ARCHITECTURE.md §4 (see :mod:`cygno.storage.keys`);
+Keys are the relative names of docs/architecture.md §4 (see :mod:`cygno.storage.keys`);
 every key is validated, so nothing reaches outside the store root.
 
 Atomic publish — no reader ever sees a half-written object:

@@ -1,6 +1,6 @@
 """Data-quality monitoring of one reconstructed run, and trends across runs.
 
-From a reco ROOT file (tree ``Events``, branches of RECONSTRUCTION.md) and optionally
+From a reco ROOT file (tree ``Events``, branches of docs/reconstruction.md) and optionally
 the pedestal maps it was made with, this module builds the run's monitoring histograms
 (``hist``), fits the ⁵⁵Fe light yield, compares every histogram with a reference run of
 the same kind (χ²/ndf and Kolmogorov distance, reference overlaid on the plot), gives

@@ -4,7 +4,7 @@ Two boards, as on LIME: a V1720 (250 MHz, 4000 samples, slow) and a V1742 DRS4
 (750 MHz, 1024 samples, fast). Channels 0–3 are the four PMTs looking at the GEM plane
 from its corners; each track that lit the picture gives one trigger whose negative
 pulses are shared among the PMTs by distance and spread in time by the track's extent
-along the drift. ``DGH0`` uses layout (1) of MIDAS.md: ``[nboards]`` then per board
+along the drift. ``DGH0`` uses layout (1) of docs/midas.md: ``[nboards]`` then per board
 ``[model, nsamples, nchannels, ntriggers, vertical resolution, sampling (MHz),
 offsets[nch], TTT[ntrig], SIC[ntrig] (V1742 only)]``.
 """

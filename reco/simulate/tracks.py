@@ -1,6 +1,6 @@
 """Tracks of known energy as light-weighted deposit points in working-picture coordinates.
 
-Coordinates follow production (RECONSTRUCTION.md "Coordinates"): the working picture is
+Coordinates follow production (docs/reconstruction.md "Coordinates"): the working picture is
 ``frame[:, ::-1]``, ``x`` is the frame row and ``y = width − 1 − column``. Pixel ``i``
 spans ``[i − 0.5, i + 0.5)``, so a truth position equals the index of the pixel at its
 centre and compares directly with reconstructed ``sc_xmean``/``sc_ymean``.

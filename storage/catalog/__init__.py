@@ -1,5 +1,5 @@
 """The catalog database: runs, raw files, tape copies, reco outputs, quality, failures
-and the mirrored DAQ logbook (ARCHITECTURE.md §5). Import :class:`Catalog` from here."""
+and the mirrored DAQ logbook (docs/architecture.md §6). Import :class:`Catalog` from here."""
 
 from cygno.storage.catalog.records import (
     FailureRecord,

@@ -1,4 +1,4 @@
-"""Catalog tables (ARCHITECTURE.md §5). Each has a unique constraint on its natural key,
+"""Catalog tables (docs/architecture.md §6). Each has a unique constraint on its natural key,
 which is what makes every write an idempotent upsert.
 
 runs            (run_number, tag)

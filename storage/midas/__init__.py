@@ -1,4 +1,4 @@
-"""MIDAS run files, read and written exactly as MIDAS.md describes (CYGNO's flavour).
+"""MIDAS run files, read and written exactly as docs/midas.md describes (CYGNO's flavour).
 
 with MidasFile("run01234.mid.gz") as f:        # path or open binary file (s3fs too)
     for event in f:                             # like midas.file_reader

@@ -1,4 +1,4 @@
-"""Constants and encode/decode of the MIDAS structures (MIDAS.md is the specification)."""
+"""Constants and encode/decode of the MIDAS structures (docs/midas.md is the specification)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """gzip access points that travel: a chunk job in another process enters the stream near
-its chunk instead of inflating from byte 0 (MIDAS.md: a gzip stream cannot be entered at
+its chunk instead of inflating from byte 0 (docs/midas.md: a gzip stream cannot be entered at
 an offset without checkpoints taken in one pass).
 
 indexed_gzip (zran) keeps, every `spacing` uncompressed bytes, the compressed position

@@ -1,4 +1,4 @@
-"""Configurations: defaults of RECONSTRUCTION.md, stable hash, strict TOML parsing."""
+"""Configurations: defaults of docs/reconstruction.md, stable hash, strict TOML parsing."""
 
 from __future__ import annotations
 
