@@ -33,6 +33,14 @@ AVERAGE_CHANNEL = 9
 DYNAMIC_RANGE_MV = {DRS4_MODEL: 1000.0, SLOW_MODEL: 2000.0}
 DRS4_SAMPLING_CODES_MHZ = {0: 5000.0, 1: 2500.0, 2: 1000.0, 3: 750.0}
 TERMINATION_OHM = 50.0
+_PEAK_BRANCH = {
+    "position": "Position",
+    "height": "Height",
+    "half_width": "HalfWidth",
+    "full_width": "FullWidth",
+    "integral": "Integral",
+}
+"""Production's ``pmt_peak_<name>`` for each PEAK_FIELDS column."""
 
 
 @dataclass
@@ -57,20 +65,19 @@ class PMTColumns:
 
 
 def _sampling_mhz(board: DigitizerBoard) -> float:
+    """The header's sampling word: a V1742 frequency code (0–3) or MHz; 0 → the default."""
     if board.model == DRS4_MODEL and board.sampling in DRS4_SAMPLING_CODES_MHZ:
         return DRS4_SAMPLING_CODES_MHZ[board.sampling]
-    return (
-        float(board.sampling) if board.sampling > 0 else {DRS4_MODEL: 750.0}.get(board.model, 250.0)
-    )
+    if board.sampling > 0:
+        return float(board.sampling)
+    return 750.0 if board.model == DRS4_MODEL else 250.0
 
 
 def _peak_columns(peaks: np.ndarray, counts: np.ndarray) -> dict[str, np.ndarray]:
     number = np.arange(len(peaks)) - np.repeat(np.cumsum(counts) - counts, counts) + 1
     out = {"Number": number.astype(np.int32)}
-    names = {"position": "Position", "height": "Height", "half_width": "HalfWidth"}
-    names |= {"full_width": "FullWidth", "integral": "Integral"}
     for i, field in enumerate(PEAK_FIELDS):
-        out[names[field]] = peaks[:, i].astype(np.float32)
+        out[_PEAK_BRANCH[field]] = peaks[:, i].astype(np.float32)
     return out
 
 
