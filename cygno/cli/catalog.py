@@ -62,9 +62,9 @@ def catalog_command(
     """Print the catalog: a summary, then one line per run."""
     if ctx.invoked_subcommand is not None:
         return
-    from cygno.storage.catalog import Catalog
+    from cygno.resources import catalog_for
 
-    print_catalog(Console(), Catalog(url), first, last, tag, limit)
+    print_catalog(Console(), catalog_for(_settings(url, None)), first, last, tag, limit)
 
 
 def print_catalog(
@@ -134,9 +134,9 @@ def reset_command(
     url: str | None = _URL,
 ) -> None:
     """Forget a run's failures so an abandoned run is processed again."""
-    from cygno.storage.catalog import Catalog
+    from cygno.resources import catalog_for
 
-    cleared = Catalog(url).reset(run, tag, step)
+    cleared = catalog_for(_settings(url, None)).reset(run, tag, step)
     what = f"step {step}" if step else "all steps"
     Console().print(f"{tag} run {run:05d}: cleared {cleared} failure record(s) ({what}).")
 
