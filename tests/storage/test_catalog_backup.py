@@ -197,3 +197,24 @@ def test_apply_retention_deletes_expired_and_stale_incomplete_dumps(tmp_path, st
     assert not store.list(crashed)
     with pytest.raises(ValueError):
         apply_retention(store, keep_daily=0, keep_weekly=0)
+
+
+def test_cli_backup_lists_and_restores(tmp_path, store):
+    from typer.testing import CliRunner
+
+    from cygno.cli import _register, app
+
+    _register()
+    source, target = (f"sqlite:///{tmp_path / name}" for name in ("source.db", "target.db"))
+    _fill(Catalog(source))
+    where = ["--store", store.url]
+    made = CliRunner().invoke(app, ["catalog", "backup", "--url", source, *where])
+    assert made.exit_code == 0, made.output
+    (dump,) = list_dumps(store)
+    assert store.uri(dump.key) in made.output.replace("\n", "")
+    listed = CliRunner().invoke(app, ["catalog", "backups", *where])
+    assert dump.key.rsplit("/", 1)[1] in listed.output
+    stamp = dump.key.rsplit("/", 1)[1]
+    restored = CliRunner().invoke(app, ["catalog", "restore", stamp, "--url", target, *where])
+    assert restored.exit_code == 0, restored.output
+    assert _tables(target) == _tables(source)
