@@ -44,27 +44,48 @@ _OPS = {
 }
 
 
-def evaluate_formula(formula: str, x: float) -> float:
-    """Value of an arithmetic expression in ``x`` (numbers, + − × ÷ **, parentheses);
-    anything else raises ValueError (the ODB is data, never code to run)."""
+def _checked(node: ast.AST, formula: str) -> ast.AST:
+    """The parsed formula, refused unless it is arithmetic in ``x`` (the ODB is data,
+    never code to run)."""
+    for child in ast.walk(node):
+        allowed = isinstance(child, ast.Expression | ast.BinOp | ast.UnaryOp) or (
+            type(child) in _OPS
+        )
+        allowed |= isinstance(child, ast.Constant) and isinstance(child.value, int | float)
+        allowed |= isinstance(child, ast.Name) and child.id == "x"
+        allowed |= isinstance(child, ast.Load)
+        if not allowed:
+            raise ValueError(f"unsupported element in formula {formula!r}")
+    return node
 
-    def ev(node: ast.AST) -> float:
-        if isinstance(node, ast.Expression):
-            return ev(node.body)
-        if isinstance(node, ast.Constant) and isinstance(node.value, int | float):
-            return float(node.value)
-        if isinstance(node, ast.Name) and node.id == "x":
-            return x
-        if isinstance(node, ast.BinOp) and type(node.op) in _OPS:
-            return _OPS[type(node.op)](ev(node.left), ev(node.right))
-        if isinstance(node, ast.UnaryOp) and type(node.op) in _OPS:
-            return _OPS[type(node.op)](ev(node.operand))
-        raise ValueError(f"unsupported element in formula {formula!r}")
 
+def _value(node: ast.AST, x: float) -> float:
+    if isinstance(node, ast.Expression):
+        return _value(node.body, x)
+    if isinstance(node, ast.Constant):
+        return float(node.value)
+    if isinstance(node, ast.Name):
+        return x
+    if isinstance(node, ast.BinOp):
+        return _OPS[type(node.op)](_value(node.left, x), _value(node.right, x))
+    return _OPS[type(node.op)](_value(node.operand, x))  # ast.UnaryOp
+
+
+def parse_formula(formula: str) -> ast.AST:
     try:
-        return float(ev(ast.parse(formula, mode="eval")))
-    except (SyntaxError, ZeroDivisionError, OverflowError) as exc:
+        return _checked(ast.parse(formula, mode="eval"), formula)
+    except SyntaxError as exc:
         raise ValueError(f"formula {formula!r}: {exc}") from exc
+
+
+def evaluate_formula(formula: str | ast.AST, x: float) -> float:
+    """Value of an arithmetic expression in ``x`` (numbers, + − × ÷ **, parentheses);
+    anything else raises ValueError."""
+    node = parse_formula(formula) if isinstance(formula, str) else formula
+    try:
+        return float(_value(node, x))
+    except (ZeroDivisionError, OverflowError) as exc:
+        raise ValueError(f"formula: {exc}") from exc
 
 
 def _get(tree: Mapping[str, Any], *path: str) -> Any:
@@ -77,7 +98,6 @@ class SlowControl:
     """Current slow-control values of a run: from the BOR ODB, refreshed by INPT banks."""
 
     def __init__(self, odb: Mapping[str, Any]):
-        self.odb = odb
         try:
             names = list(_get(odb, "Equipment", "Environment", "Settings", "Names Input"))
             values = _get(odb, "Equipment", "Environment", "Variables", "Input")
@@ -86,6 +106,14 @@ class SlowControl:
         self.names = names
         self.raw: dict[str, float] = {}
         self.update(values)
+        self.formulas: dict[str, ast.AST] = {}
+        for branch, (_, (group, panel, index)) in CHANNELS.items():
+            try:
+                formula = _get(odb, "History", "Display", group, panel, "Formula")
+                formula = formula[index] if isinstance(formula, list) else formula
+                self.formulas[branch] = parse_formula(str(formula))
+            except (KeyError, IndexError, TypeError, ValueError):
+                continue
 
     def update(self, values: Sequence[float] | np.ndarray) -> None:
         """New raw values of the input channels, in the ODB's channel order (an INPT bank)."""
@@ -95,11 +123,9 @@ class SlowControl:
     def record(self) -> dict[str, float]:
         """The branch values now, converted to physical units (-99 when unavailable)."""
         out = {}
-        for branch, (channel, (group, panel, index)) in CHANNELS.items():
+        for branch, (channel, _) in CHANNELS.items():
             try:
-                formula = _get(self.odb, "History", "Display", group, panel, "Formula")
-                formula = formula[index] if isinstance(formula, list) else formula
-                out[branch] = evaluate_formula(str(formula), self.raw[channel])
-            except (KeyError, IndexError, TypeError, ValueError):
+                out[branch] = evaluate_formula(self.formulas[branch], self.raw[channel])
+            except (KeyError, ValueError):
                 out[branch] = MISSING
         return out
