@@ -99,6 +99,33 @@ def test_raw_arrival_starts_one_process_run_per_object(deployed):
     assert len(_runs_for(deployment["id"], uri)) == 1
 
 
+def test_a_reupload_with_a_new_etag_starts_another_process_run(deployed):
+    deployment = deployed["process-run"]
+    uri = f"file:///data/cygno-data/raw/LNGS/run{uuid.uuid4().int % 90000 + 10000:05d}.mid.gz"
+
+    def arrived(etag: str) -> None:
+        emit_event(
+            event=RAW_ARRIVED,
+            resource={"prefect.resource.id": uri, "cygno.tag": "LNGS", "cygno.etag": etag},
+            id=uuid.uuid4(),
+        )
+
+    def started(count: int):
+        arrived("first-upload")  # repeated (duplicates) until the automation fires
+        runs = _runs_for(deployment["id"], uri)
+        return runs if len(runs) >= count else None
+
+    wait_for(lambda: started(1), timeout=90, interval=2, what="the first upload's run")
+    arrived("corrected-upload")
+    wait_for(lambda: len(_runs_for(deployment["id"], uri)) >= 2 or None, timeout=60,
+             what="the corrected upload's run")  # fmt: skip
+    arrived("corrected-upload")  # a duplicate of the re-upload: no third run
+    barrier = uri.replace(".mid.gz", ".mid")
+    emit_event(event=RAW_ARRIVED, resource={"prefect.resource.id": barrier}, id=uuid.uuid4())
+    wait_for(lambda: _runs_for(deployment["id"], barrier), timeout=60, what="the barrier run")
+    assert len(_runs_for(deployment["id"], uri)) == 2
+
+
 def test_a_process_worker_runs_a_deployment_from_prefect_yaml(deployed, plat, prefect_api):
     plat.simulate(runs=1, events=2)  # two logbook rows to mirror
     run = api_post(f"deployments/{deployed['db-mirror']['id']}/create_flow_run", {})
