@@ -32,6 +32,7 @@ from cygno.reco.slowcontrol import SLOW_BANK, SlowControl
 from cygno.storage.midas import EventIndex, MidasFile
 
 BATCH = 64  # pictures per TTree basket write
+BATCH_PIXELS = 1 << 20  # or fewer, when their reduced pixels reach this many
 
 
 @dataclass(frozen=True)
@@ -256,6 +257,7 @@ def reconstruct_file(
             pmt = PMTStage(config.pmt, writer.file, run_number or 0, lambda: midas.bor_odb)
             batch_events: list[dict[str, Any]] = []
             batch_clusters: list[dict[str, np.ndarray]] = []
+            batch_pixels = 0
             for index, event in enumerate(_pictures(midas, events, camera)):
                 number = event.picture_number if event.picture_number >= 0 else first + index
                 frame = event.picture(camera, shape=prep.mean.shape)
@@ -271,10 +273,11 @@ def reconstruct_file(
                     record.update(slow.record())
                     batch_events.append(record)
                     batch_clusters.append(clusters)
+                    batch_pixels += len(clusters["redpix_iz"])
                     n_clusters += record["nSc"]
-                    if len(batch_events) >= BATCH:
+                    if len(batch_events) >= BATCH or batch_pixels >= BATCH_PIXELS:
                         writer.extend(batch_events, batch_clusters)
-                        batch_events, batch_clusters = [], []
+                        batch_events, batch_clusters, batch_pixels = [], [], 0
                 if progress is not None:
                     progress(n_pictures, n_vetoed, n_clusters)
             writer.extend(batch_events, batch_clusters)
