@@ -19,6 +19,7 @@ from pathlib import Path
 
 import uvicorn
 from cheroot import wsgi
+from cheroot.ssl.builtin import BuiltinSSLAdapter
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -168,6 +169,51 @@ def rest_app(site: TapeSite) -> Starlette:
     )
 
 
+def tls_files(directory: Path) -> tuple[Path, Path, Path]:
+    """A test CA and a server certificate for 127.0.0.1 signed by it: (ca, cert, key)
+    PEM files, so the client checks the chain as it checks IGTF's at CNAF."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = dt.datetime.now(dt.UTC)
+
+    def certificate(subject, issuer, public_key, signer, ca: bool, san=None):
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+            .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
+            .public_key(public_key)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(hours=1))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        )
+        if san:
+            builder = builder.add_extension(x509.SubjectAlternativeName(san), critical=False)
+        return builder.sign(signer, hashes.SHA256())
+
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca = certificate("cygno test CA", "cygno test CA", ca_key.public_key(), ca_key, True)
+    san = [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+    cert = certificate("127.0.0.1", "cygno test CA", key.public_key(), ca_key, False, san)
+    paths = directory / "ca.pem", directory / "cert.pem", directory / "key.pem"
+    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    paths[1].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    paths[2].write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return paths
+
+
 def _socket() -> socket.socket:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
@@ -177,11 +223,16 @@ def _socket() -> socket.socket:
 class RunningSite:
     """Both servers of a :class:`TapeSite`, started in threads; ``stop()`` ends them."""
 
-    def __init__(self, site: TapeSite) -> None:
+    def __init__(self, site: TapeSite, tls: tuple[Path, Path] | None = None) -> None:
+        """``tls``: (certificate, key) PEM files; the WebDAV server then speaks HTTPS
+        and ``site.dav_url`` is ``davs://``."""
         self.site = site
         self.dav = wsgi.Server(("127.0.0.1", 0), dav_app(site), numthreads=4)
+        if tls is not None:
+            self.dav.ssl_adapter = BuiltinSSLAdapter(str(tls[0]), str(tls[1]))
         self.dav.prepare()
-        site.dav_url = f"dav://127.0.0.1:{self.dav.bind_addr[1]}"
+        scheme = "davs" if tls else "dav"
+        site.dav_url = f"{scheme}://127.0.0.1:{self.dav.bind_addr[1]}"
         self._dav_thread = threading.Thread(target=self.dav.serve, daemon=True)
         self._dav_thread.start()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
 
 from cygno.reco.simulate.run import simulate_run
@@ -11,7 +12,7 @@ from cygno.storage.tape import LocalHsm, WebDavTape
 from cygno.tasks import resources
 from cygno.tasks.ingest import ingest
 from cygno.tasks.tape import archive_to_tape, recall_from_tape
-from tests.storage.tape_site import RunningSite, TapeSite
+from tests.storage.tape_site import RunningSite, TapeSite, tls_files
 
 
 @pytest.fixture
@@ -65,3 +66,25 @@ def test_a_davs_url_gives_the_webdav_endpoint_with_token_and_tape_rest(env, site
     assert recall_from_tape.fn(key) == store.uri(key)
     assert store.checksum(key).adler32 == raw.adler32
     assert site.methods("STAGE") == ["/api/v1/stage"]
+
+
+def test_davs_with_the_configured_cas(env, tmp_path):
+    """TLS as at CNAF: the server's certificate is checked against CYGNO_TAPE_CA_PATH."""
+    ca, cert, key = tls_files(tmp_path)
+    (tmp_path / "tls" / "cygno").mkdir(parents=True)
+    running = RunningSite(TapeSite(root=tmp_path / "tls", tokens={"iam-token"}), tls=(cert, key))
+    try:
+        env.setenv("CYGNO_TAPE_URL", f"{running.site.dav_url}/cygno")
+        env.setenv("CYGNO_TAPE_TOKEN", "iam-token")
+        get_settings.cache_clear()
+        with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+            resources.tape().state("raw/LNGS/run00007.mid.gz")  # the system CAs only
+        env.setenv("CYGNO_TAPE_CA_PATH", str(ca))
+        get_settings.cache_clear()
+        tape = resources.tape()
+        assert tape.url.startswith("davs://")
+        store = resources.store()
+        store.put_bytes("raw/LNGS/run00007.mid.gz", b"seven")
+        assert tape.archive(store, "raw/LNGS/run00007.mid.gz").size == 5
+    finally:
+        running.stop()
