@@ -24,19 +24,35 @@ def _maps(plat, pedestal_run: int) -> list[str]:
     return sorted(plat.store.list(keys.pedestal_prefix("LNGS", pedestal_run)))
 
 
-def test_a_changed_pedestal_section_makes_new_maps_and_a_new_version(plat, monkeypatch):
+def test_products_are_remade_exactly_when_what_made_them_changes(plat, monkeypatch):
     pedestal_run, run = plat.simulate(runs=1, events=4)
     uri = plat.store.uri(run.key)
     config = load_config(plat.settings.reco_config)
     first = process_run(uri)
+    version = first["reco_version"]
     first_maps = pedestal_product("LNGS", pedestal_run.run_number, config).key
     assert _maps(plat, pedestal_run.run_number) == [first_maps]
 
+    # unchanged configuration: pedestal maps and reconstruction are found, not remade
     unchanged = process_run(uri)
-    assert unchanged["chunk_seconds"] == []  # the reconstruction was found, not redone
-    assert unchanged["reco_version"] == first["reco_version"]
+    assert unchanged["chunk_seconds"] == []
+    assert unchanged["reco_version"] == version
     assert _maps(plat, pedestal_run.run_number) == [first_maps]
 
+    # changed quality thresholds: the same reconstruction is judged again
+    raw = ingest(uri)
+    reco = find_reco(raw, version, pedestal_for(raw.run, raw.tag, config))
+    judged = plat.catalog.quality_report(run.run_number, "LNGS", version)
+    assert judged.lineage == quality_product(reco, dq.Thresholds()).lineage
+    quality(reco)  # the same thresholds: nothing to do
+    assert plat.catalog.quality_report(run.run_number, "LNGS", version) == judged
+    strict = dq.Thresholds(min_entries=1, spark_fraction_warning=0.0, spark_fraction_bad=0.0)
+    outcome = quality(reco, strict)
+    again = plat.catalog.quality_report(run.run_number, "LNGS", version)
+    assert again.lineage == quality_product(reco, strict).lineage != judged.lineage
+    assert again.updated_at > judged.updated_at and outcome.flag == again.flag
+
+    # changed [pedestal] section: new maps beside the old ones, and a new reco version
     text = (plat.root / "small.toml").read_text()
     changed_text, n = re.subn(r"(?m)^max_pictures = \d+", "max_pictures = 40", text)
     assert n == 1
@@ -48,36 +64,11 @@ def test_a_changed_pedestal_section_makes_new_maps_and_a_new_version(plat, monke
 
     second = process_run(uri)
 
-    assert second["reco_version"] == reco_version(changed) != first["reco_version"]
+    assert second["reco_version"] == reco_version(changed) != version
     assert len(second["chunk_seconds"]) > 0  # reconstructed again, with the new maps
     new_maps = pedestal_product("LNGS", pedestal_run.run_number, changed).key
     assert new_maps != first_maps
     assert _maps(plat, pedestal_run.run_number) == sorted([first_maps, new_maps])
-    old = plat.catalog.reco_output(run.run_number, "LNGS", first["reco_version"])
+    old = plat.catalog.reco_output(run.run_number, "LNGS", version)
     new = plat.catalog.reco_output(run.run_number, "LNGS", second["reco_version"])
     assert old.state == new.state == "done" and old.lineage != new.lineage
-
-
-def test_changed_quality_thresholds_judge_the_run_again(plat):
-    _, run = plat.simulate(runs=1, events=4)
-    uri = plat.store.uri(run.key)
-    result = process_run(uri)
-    version = result["reco_version"]
-    config = load_config(plat.settings.reco_config)
-    # the same products the flow made, found again by the tasks' own "already done?"
-    raw = ingest(uri)
-    reco = find_reco(raw, version, pedestal_for(raw.run, raw.tag, config))
-    assert reco is not None
-    judged = plat.catalog.quality_report(run.run_number, "LNGS", version)
-    assert judged.lineage == quality_product(reco, dq.Thresholds()).lineage
-
-    quality(reco)  # same thresholds: nothing to do
-    assert plat.catalog.quality_report(run.run_number, "LNGS", version) == judged
-
-    strict = dq.Thresholds(min_entries=1, spark_fraction_warning=0.0, spark_fraction_bad=0.0)
-    outcome = quality(reco, strict)
-
-    again = plat.catalog.quality_report(run.run_number, "LNGS", version)
-    assert again.lineage == quality_product(reco, strict).lineage != judged.lineage
-    assert again.updated_at > judged.updated_at
-    assert outcome.flag == again.flag
