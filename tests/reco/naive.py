@@ -192,10 +192,15 @@ def production_cluster(z, zs, macro, rebin=4):
     hits = production_hits(z, zs, macro, rebin)
     x, y, v = hits[:, 0], hits[:, 1], hits[:, 2]
     xy = np.unique(np.asarray(macro), axis=0)
+    e, d2, omega, alpha, sigma0, a0 = 1.60217662e-7, 0.015625, 0.00018, 0.08, 2.5, 0.1855
+    a = a0 * e / (d2 * alpha * omega)
+    b = 1.0 - 2 * a0 * sigma0
+    c = a0 * sigma0 * sigma0 * (d2 * alpha * omega) / e
     out = {
         "sc_size": len(hits),
         "sc_nhits": int(hits[:, 3].sum()),
         "sc_integral": v.sum(),
+        "sc_corrintegral": sum(a * z * z + b * z + c for z in v),
         "sc_rms": np.std(v),
     }
     if v.sum() >= 10:

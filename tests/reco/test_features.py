@@ -11,6 +11,8 @@ from cygno.reco.features import (
     INT_BRANCHES,
     MISSING,
     PRODUCTION_BRANCHES,
+    REDPIX_BRANCHES,
+    REDPIX_INDEX,
     FeatureParams,
     cluster_features,
 )
@@ -53,10 +55,11 @@ def gaussian_line(shape, p0, p1, sigma, amp):
 def test_all_branches_present_with_production_types_and_empty_input():
     z = np.zeros((64, 64), np.float32)
     out = features(z, np.empty((0, 2), np.int32), np.empty(0, np.int32))
-    assert tuple(out) == BRANCHES
+    assert tuple(out) == (*BRANCHES, REDPIX_INDEX, *REDPIX_BRANCHES)
+    types = {**REDPIX_BRANCHES, **{n: "int32" for n in INT_BRANCHES}}
     for name, arr in out.items():
         assert arr.shape == (0,)
-        assert arr.dtype == (np.int32 if name in INT_BRANCHES else np.float32)
+        assert arr.dtype == np.dtype(types.get(name, "float32"))
     assert not INT_BRANCHES & set(PRODUCTION_BRANCHES)  # production writes every sc_ as F
 
 
@@ -162,3 +165,18 @@ def test_single_macro_pixel_clusters_dropped_and_small_integrals_have_no_positio
     out = features(z, pts, np.array([0, 0, -1, -1], np.int32), np.zeros(1, bool))
     assert out["sc_xmean"][0] == out["sc_xmax"][0] == 0.0
     assert out["sc_lp0fwhm"][0] == MISSING  # no peak of height ≥ 3
+
+
+def test_degenerate_clusters_give_finite_values():
+    z = np.full((64, 64), -2.0, np.float32)  # no positive signal at all
+    z[40:44, 40:48] = 7.0
+    pts = np.array([[2, 2], [2, 3], [10, 10], [10, 11]], np.int32)
+    out = features(z, pts, np.array([0, 0, 1, 1], np.int32), np.zeros(2, bool))
+    assert out["sc_size"].tolist() == [32, 32]
+    for name, arr in out.items():
+        assert np.isfinite(arr).all(), name
+    assert out["sc_integral"].tolist() == pytest.approx([32 * 7.0, 32 * -2.0])
+    assert out["sc_nhits"][1] == 0
+    assert out["sc_redpixIdx"].tolist() == [-1, -1]  # integrals below 850: not saved
+    rms, sigma = out["sc_lfullrms"][1], out["sc_lgausssigma"][1]
+    assert 0.5 * rms <= sigma <= 1.5 * rms  # production's limits hold on any profile
