@@ -157,12 +157,37 @@ class PublishedFile:
             self.discard()
 
 
+#: An S3 endpoint that accepts and never answers fails a call after about
+#: (connect or read timeout) x attempts x s3fs retries, instead of hanging it; botocore's
+#: error names the endpoint URL (never the keys).
+S3_CONNECT_TIMEOUT = 10
+S3_READ_TIMEOUT = 30
+S3_ATTEMPTS = 2
+S3FS_RETRIES = 2
+
+
+def _with_s3_timeouts(options: dict) -> dict:
+    """``options`` with connect/read timeouts and bounded retries unless already given."""
+    config = {
+        "connect_timeout": S3_CONNECT_TIMEOUT,
+        "read_timeout": S3_READ_TIMEOUT,
+        "retries": {"max_attempts": S3_ATTEMPTS, "mode": "standard"},
+        **options.get("config_kwargs", {}),
+    }
+    return {**options, "config_kwargs": config}
+
+
 class ObjectStore:
     """Keys → objects under one fsspec root URL (``file:///…/cygno-data`` or ``s3://bucket``)."""
 
     def __init__(self, url: str, storage_options: dict | None = None) -> None:
         self.url = url.rstrip("/")
-        fs, root = fsspec.core.url_to_fs(self.url, **(storage_options or {}))
+        options = dict(storage_options or {})
+        if self.url.startswith("s3://"):
+            options = _with_s3_timeouts(options)
+        fs, root = fsspec.core.url_to_fs(self.url, **options)
+        if self.url.startswith("s3://"):
+            fs.retries = min(fs.retries, S3FS_RETRIES)  # s3fs's own retry loop, on top
         self.fs: fsspec.AbstractFileSystem = fs
         self._local = isinstance(fs, LocalFileSystem)
         self.root = root.rstrip("/")
@@ -197,9 +222,14 @@ class ObjectStore:
     # --- reading -----------------------------------------------------------------------
 
     def exists(self, key: str) -> bool:
+        """Whether ``key`` is an object; an unreachable store raises (fsspec's isfile
+        would answer False, and "no such file" during an outage is a lie)."""
         path = self._path(key)
         self.fs.invalidate_cache(path)
-        return self.fs.isfile(path)
+        try:
+            return self.fs.info(path)["type"] == "file"
+        except FileNotFoundError:
+            return False
 
     def size(self, key: str) -> int:
         path = self._path(key)

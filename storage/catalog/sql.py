@@ -137,8 +137,60 @@ def _sqlite_engine(url: sa.URL) -> sa.Engine:
     return engine
 
 
+#: Seconds to establish a connection, and to wait for the answer to one statement: a
+#: database that accepts and never answers fails the caller instead of hanging it
+#: (a URL query such as ``?connect_timeout=3`` overrides them).
+CONNECT_TIMEOUT = 10
+STATEMENT_TIMEOUT = 120
+
+
+class DatabaseUnavailable(ConnectionError):
+    """The database did not answer (refused, timed out, dropped); names the endpoint,
+    never the credentials."""
+
+
+def endpoint_of(url: sa.URL) -> str:
+    """``backend://host:port/database`` without user or password, for messages."""
+    where = f"{url.host or 'localhost'}:{url.port}" if url.port else (url.host or "localhost")
+    return f"{url.get_backend_name()}://{where}/{url.database or ''}"
+
+
+def _timeouts(url: sa.URL) -> dict[str, Any]:
+    """Connect and statement timeouts in each driver's own terms, unless the URL sets them."""
+    given = set(url.query)
+    backend = url.get_backend_name()
+    if backend in ("mysql", "mariadb"):
+        wanted = {
+            "connect_timeout": CONNECT_TIMEOUT,
+            "read_timeout": STATEMENT_TIMEOUT,
+            "write_timeout": STATEMENT_TIMEOUT,
+        }
+    elif backend == "postgresql":
+        wanted = {
+            "connect_timeout": CONNECT_TIMEOUT,
+            "options": f"-c statement_timeout={STATEMENT_TIMEOUT * 1000}",
+            "keepalives_idle": 30,
+        }
+    else:
+        wanted = {}
+    return {name: value for name, value in wanted.items() if name not in given}
+
+
+def _name_the_endpoint(engine: sa.Engine, url: sa.URL) -> None:
+    """Connection failures say which database did not answer (no secrets)."""
+
+    @sa.event.listens_for(engine, "handle_error")
+    def _handle(context) -> None:
+        if context.is_disconnect or context.connection is None:
+            connect = url.query.get("connect_timeout", CONNECT_TIMEOUT)
+            raise DatabaseUnavailable(
+                f"database {endpoint_of(url)} did not answer (connect timeout {connect} s): "
+                f"{context.original_exception}"
+            ) from context.original_exception
+
+
 def engine_for(url: str) -> sa.Engine:
-    """One pooled engine per database URL and process."""
+    """One pooled engine per database URL and process, with timeouts on every call."""
     with _ENGINES_LOCK:
         engine = _ENGINES.get(url)
         if engine is None:
@@ -147,8 +199,14 @@ def engine_for(url: str) -> sa.Engine:
                 engine = _sqlite_engine(parsed)
             else:
                 engine = sa.create_engine(
-                    parsed, pool_pre_ping=True, pool_recycle=3600, json_serializer=json_dumps
+                    parsed,
+                    pool_pre_ping=True,
+                    pool_recycle=3600,
+                    pool_timeout=CONNECT_TIMEOUT * 3,
+                    json_serializer=json_dumps,
+                    connect_args=_timeouts(parsed),
                 )
+            _name_the_endpoint(engine, parsed)
             _ENGINES[url] = engine
         return engine
 

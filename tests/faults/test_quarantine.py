@@ -45,14 +45,14 @@ def test_two_runs_racing_on_one_corrupt_file(store):  # noqa: F811
         store.put_bytes(KEY, data)
         start, errors = threading.Barrier(2), []
 
-        def run() -> None:
+        def run(start: threading.Barrier, errors: list) -> None:
             start.wait()
             try:
                 ingest.fn(store.uri(KEY))
-            except Exception as error:
-                errors.append(error)
+            except Exception as exc:
+                errors.append(exc)
 
-        threads = [threading.Thread(target=run) for _ in range(2)]
+        threads = [threading.Thread(target=run, args=(start, errors)) for _ in range(2)]
         for t in threads:
             t.start()
         for t in threads:
