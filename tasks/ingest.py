@@ -12,6 +12,7 @@ from prefect import task
 from prefect.tasks import exponential_backoff
 
 from cygno.storage import keys, midas
+from cygno.storage.lineage import Product, is_done
 from cygno.tasks import resources
 from cygno.tasks.models import RawFile
 from cygno.tasks.retry import retry_unless
@@ -151,8 +152,9 @@ def ingest(raw_uri: str) -> RawFile:
     _refuse_second_file(uri, tag, run)
     known = catalog.raw_file(uri)
     try:
-        etag = store.etag(key)
-        if known is not None and known.state == "ingested" and known.etag == etag:
+        etag = store.etag(key)  # the raw file's lineage: its content, named by the store
+        recorded = known.etag if known is not None and known.state == "ingested" else None
+        if is_done(store, Product(key, etag), recorded):
             return RawFile(
                 uri, key, run, tag, known.size, known.adler32, known.md5, known.events,
                 known.pictures,
