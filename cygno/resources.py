@@ -63,29 +63,49 @@ def tape_for(settings: Settings) -> TapeEndpoint:
             settings.tape_recall_seconds,
             state_url=settings.tape_hsm_state_url,
         )
-    return _webdav_tape(settings)
+    token = settings.tape_token.get_secret_value() if settings.tape_token else None
+    return _webdav_tape(
+        settings.tape_url,
+        settings.tape_token_file,
+        token,
+        settings.tape_rest_url,
+        settings.tape_ca_path,
+        settings.tape_stage_poll_seconds,
+        settings.tape_stage_timeout_seconds,
+    )
 
 
-def _webdav_tape(s: Settings) -> TapeEndpoint:
+@lru_cache(maxsize=4)
+def _webdav_tape(
+    url: str,
+    token_file: Path | None,
+    token_value: str | None,
+    rest_url: str | None,
+    ca_path: str | None,
+    poll_seconds: float,
+    stage_timeout_seconds: float,
+) -> TapeEndpoint:
+    """One endpoint per configuration and process: its HTTP connections and its token
+    (renewed in place) serve every task instead of a new client per call."""
     from cygno.storage.tape import BearerToken, WebDavTape
 
-    if s.tape_token_file is not None:
-        token = BearerToken(path=s.tape_token_file)
-    elif s.tape_token is not None:
-        token = BearerToken(value=s.tape_token.get_secret_value())
+    if token_file is not None:
+        token = BearerToken(path=token_file)
+    elif token_value is not None:
+        token = BearerToken(value=token_value)
     else:
         token = None  # anonymous, or a server that authenticates otherwise
     verify: bool | ssl.SSLContext = True
-    if s.tape_ca_path:
-        ca = Path(s.tape_ca_path)
+    if ca_path:
+        ca = Path(ca_path)
         verify = ssl.create_default_context(
             capath=str(ca) if ca.is_dir() else None, cafile=None if ca.is_dir() else str(ca)
         )
     return WebDavTape(
-        s.tape_url,
+        url,
         token,
-        rest_url=s.tape_rest_url,
+        rest_url=rest_url,
         verify=verify,
-        poll_seconds=s.tape_stage_poll_seconds,
-        stage_timeout_seconds=s.tape_stage_timeout_seconds,
+        poll_seconds=poll_seconds,
+        stage_timeout_seconds=stage_timeout_seconds,
     )
