@@ -5,9 +5,11 @@ Outputs of the new version go beside the old ones (the key holds the version); r
 that already have it are not selected. One run failing does not stop the others.
 
 Concurrency: at most ``max_parallel_runs`` runs at once (each its own subflow, in a
-thread), every run's chunks through its own task runner — 1 suits local processes (one
-run's chunks already fill the cores), more keeps a large HTCondor pool busy. The
-deployment itself allows one reprocess-runs at a time.
+thread), every run's chunks through its own task runner, in a sliding window: a run
+starts as soon as the one ``max_parallel_runs`` places before it ends, whatever its
+outcome. 2 suits local processes: while one run merges and plots its quality on the
+flow host, the next one's chunks keep the workers busy; more keeps a large HTCondor
+pool busy. The deployment itself allows one reprocess-runs at a time.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 from prefect import flow, task
 from prefect.futures import wait
 from prefect.states import Completed, Failed
+from prefect.utilities.annotations import allow_failure
 
 from cygno.flows.reconstruct_run import reconstruct_run
 from cygno.reco.config import RecoConfig
@@ -49,20 +52,25 @@ def reprocess(
     first_run: int | None = None,
     last_run: int | None = None,
     tag: str = "LNGS",
-    reco_version: str | None = None,
     reco_config: str | None = None,
-    max_parallel_runs: int = 1,
+    max_parallel_runs: int = 2,
 ):
-    """Every catalogued run in [first_run, last_run] (all when unset) lacking the version
-    that ``reco_config`` (default: the settings') produces."""
-    config = resolve_config(reco_config, reco_version)
+    """Reconstruct every catalogued run of ``tag`` in [first_run, last_run] (all when
+    unset) that lacks the reco version ``reco_config`` produces.
+
+    ``reco_config`` is the one choice of what to produce: a built-in configuration
+    (``lngs``, ``lnf``, ``mc``) or a TOML file on the workers (default: the settings').
+    Its reco version, ``<package version>+<configuration hash>``, follows from it.
+    """
+    config = resolve_config(reco_config)
     runs = select_runs(first_run, last_run, tag, version_of(config))
-    states = {}
-    for start in range(0, len(runs), max(1, max_parallel_runs)):
-        batch = runs[start : start + max(1, max_parallel_runs)]
-        futures = {raw.run: _reprocess_run_in_thread.submit(raw, config) for raw in batch}
-        wait(list(futures.values()))
-        states.update({run: future.state for run, future in futures.items()})
+    window = max(1, max_parallel_runs)
+    futures = []
+    for i, raw in enumerate(runs):
+        after = [allow_failure(futures[i - window])] if i >= window else []
+        futures.append(_reprocess_run_in_thread.submit(raw, config, wait_for=after))
+    wait(futures)
+    states = {raw.run: future.state for raw, future in zip(runs, futures, strict=True)}
     failed = sorted(run for run, state in states.items() if not state.is_completed())
     done = len(states) - len(failed)
     if failed:
