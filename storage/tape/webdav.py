@@ -297,10 +297,11 @@ class WebDavTape(TapeEndpoint):
     def verify(self, key: str, expected_adler32: str) -> bool:
         """The server's adler32 (no recall needed); the bytes, staged and read, only
         when the server gives none."""
-        path = self.path(key)
-        if self._head(path) is None:
+        head = self._head(self.path(key))
+        if head is None:
             return False
-        return (self._server_adler32(path) or self._staged_adler32(key)) == expected_adler32
+        held = parse_digest(head.headers.get("Digest")) or self._staged_adler32(key)
+        return held == expected_adler32
 
     def rename(self, key: str, new_key: str) -> None:
         source, target = self.path(key), self.path(new_key)
