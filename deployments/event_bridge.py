@@ -74,10 +74,69 @@ log = logging.getLogger("cygno.bridge")
 #: Namespace of the event ids: uuid5(EVENT_NAMESPACE, "<bucket>/<key>@<etag>").
 EVENT_NAMESPACE = uuid.UUID("6a1c3f7e-2b0d-5c4e-9f3a-c7e1d2b4a5f6")
 MAX_BODY_BYTES = 4 * 1024 * 1024
+#: S3/SNS notifications nest about six levels; anything much deeper is not one.
+MAX_JSON_DEPTH = 32
 
 
 class NotificationError(ValueError):
     """The request body is not an S3 notification; the message says why."""
+
+
+class BodyTooLarge(ValueError):
+    """The request body is larger than the bridge reads."""
+
+
+async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
+    """The body, streamed and counted as it arrives: a chunked or lying body is cut off
+    at ``limit`` bytes instead of being read whole first (BodyTooLarge)."""
+    declared = request.headers.get("content-length", "0")
+    if declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge(f"declared {declared} bytes, more than {limit}")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge(f"more than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _deeper_than(doc: Any, limit: int) -> bool:
+    """Whether ``doc`` nests containers more than ``limit`` levels (iterative: no
+    recursion for a hostile document)."""
+    stack = [(doc, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict | list):
+            if depth > limit:
+                return True
+            children = node.values() if isinstance(node, dict) else node
+            stack.extend((child, depth + 1) for child in children)
+    return False
+
+
+class LogThrottle:
+    """At most ``burst`` lines per ``seconds`` from one noisy source (hostile clients
+    must not flood the log); the number left out is reported with the next line."""
+
+    def __init__(self, burst: int = 20, seconds: float = 60.0) -> None:
+        self.burst, self.seconds = burst, seconds
+        self._window_start = time.monotonic()
+        self._count = 0
+        self.suppressed = 0
+
+    def __call__(self, level: int, message: str, *args: Any) -> None:
+        now = time.monotonic()
+        if now - self._window_start >= self.seconds:
+            self._window_start, self._count = now, 0
+        if self._count >= self.burst:
+            self.suppressed += 1
+            return
+        self._count += 1
+        if self.suppressed:
+            message += f" ({self.suppressed} similar lines suppressed)"
+            self.suppressed = 0
+        log.log(level, message, *args)
 
 
 @dataclass(frozen=True)
@@ -190,6 +249,10 @@ def parse_notification(body: bytes, envelope: bool = True) -> tuple[list[S3Recor
         doc = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise NotificationError(f"malformed JSON: {error}") from None
+    except RecursionError:
+        doc = None  # nested past Python's own limit
+    if doc is None or _deeper_than(doc, MAX_JSON_DEPTH):
+        raise NotificationError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
     if not isinstance(doc, Mapping):
         raise NotificationError("notification must be a JSON object")
     if envelope and "TopicArn" in doc and "Type" in doc:
@@ -441,9 +504,21 @@ class EventBridge:
         self._token = token.encode() if token else None
         self.poster = poster
         self.dedup = DedupWindow(dedup_seconds)
+        self._log = LogThrottle()
         self._s3 = store.url.startswith("s3://")
         if self._token is None:
             log.warning("CYGNO_BRIDGE_TOKEN is not set: every notification gets 401")
+
+    def _log_summary(self, accepted: list[dict[str, Any]], ignored: list[dict[str, Any]]) -> None:
+        """One line per request, whatever the number of records in it."""
+        if accepted:
+            first = accepted[0]["uri"]
+            more = f" and {len(accepted) - 1} more" if len(accepted) > 1 else ""
+            log.info("queued %s for %s%s", RAW_ARRIVED, first, more)
+        if ignored:
+            first = ignored[0]
+            more = f" and {len(ignored) - 1} more" if len(ignored) > 1 else ""
+            self._log(logging.INFO, "ignored %.200s: %.200s%s", first["key"], first["reason"], more)
 
     def _authorised(self, request: Request) -> bool:
         given = _credential(request)
@@ -485,16 +560,15 @@ class EventBridge:
                     "WWW-Authenticate": 'Bearer realm="cygno-bridge", Basic realm="cygno-bridge"'
                 },
             )
-        declared = request.headers.get("content-length", "0")
-        if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-            return JSONResponse({"error": "notification body too large"}, status_code=413)
-        body = await request.body()
-        if len(body) > MAX_BODY_BYTES:
+        try:
+            body = await read_body(request)
+        except BodyTooLarge as error:
+            self._log(logging.WARNING, "rejected notification body: %s", error)
             return JSONResponse({"error": "notification body too large"}, status_code=413)
         try:
             records, note = parse_notification(body)
         except NotificationError as error:
-            log.warning("rejected notification: %s", error)
+            self._log(logging.WARNING, "rejected notification: %.200s", error)
             return JSONResponse({"error": str(error)}, status_code=400)
 
         accepted: list[dict[str, Any]] = []
@@ -505,7 +579,6 @@ class EventBridge:
             if event is not None and event["id"] in events:
                 event, reason = None, f"duplicate of event {event['id']} in the same body"
             if event is None:
-                log.info("ignored s3://%s/%s: %s", record.bucket, record.key, reason)
                 ignored.append({"key": record.key, "event": record.event_name, "reason": reason})
                 continue
             events[event["id"]] = event
@@ -528,7 +601,7 @@ class EventBridge:
             )
         for event in events.values():
             self.dedup.add(uuid.UUID(event["id"]))
-            log.info("queued %s for %s", RAW_ARRIVED, event["resource"]["prefect.resource.id"])
+        self._log_summary(accepted, ignored)
         response: dict[str, Any] = {"accepted": accepted, "ignored": ignored}
         if note:
             response["note"] = note
