@@ -23,9 +23,11 @@ from cygno.storage.midas import EventIndex, MidasFile
 from cygno.tasks import jobs, resources
 from cygno.tasks.models import Chunk, ChunkOutput, Pedestal, RawFile, RecoOutput
 
-#: What a chunk job needs of the flow's environment (copied when set). Not the store:
-#: a job reads its inputs through the URLs tasks.presign makes, never with the keys.
-JOB_PASS_ENV = ("NUMBA_CACHE_DIR",)
+#: What a local chunk job takes from the flow's environment (when set): the kernel cache
+#: of this host. A pool job gets none of it (the path means nothing on an execute node;
+#: the image or installation there carries its own). Never the store: a job reads its
+#: inputs through the URLs tasks.presign makes, never with the keys.
+LOCAL_JOB_PASS_ENV = ("NUMBA_CACHE_DIR",)
 
 
 def chunk_task_runner() -> HTCondorTaskRunner:
@@ -37,7 +39,7 @@ def chunk_task_runner() -> HTCondorTaskRunner:
             backend=s.executor,
             max_workers=s.workers if local else None,
             job_dir=s.data_dir / "jobs",
-            pass_env=JOB_PASS_ENV,
+            pass_env=LOCAL_JOB_PASS_ENV if local else (),
             prepare_call="cygno.tasks.presign:prepare_chunk_call",
             schedd_name=s.htcondor_schedd,
             collector=s.htcondor_collector,
