@@ -24,7 +24,7 @@ from cygno.reco.config import RecoConfig
 from cygno.reco.config import reco_version as version_of
 from cygno.tasks.bookkeeping import record_failure_hook, select_runs
 from cygno.tasks.models import RawFile
-from cygno.tasks.quality import quality
+from cygno.tasks.quality import quality, quality_trends
 from cygno.tasks.reconstruct import resolve_config
 from cygno.tasks.tape import recall_from_tape
 
@@ -38,7 +38,7 @@ from cygno.tasks.tape import recall_from_tape
 def reprocess_run(raw: RawFile, config: RecoConfig) -> str | None:
     recall_from_tape(raw.key)
     reco = reconstruct_run(raw, config)  # None for a pedestal run
-    return quality(reco).flag if reco is not None else None
+    return quality(reco, trends=False).flag if reco is not None else None  # trends: at the end
 
 
 @task(name="reprocess-in-parallel")
@@ -71,6 +71,8 @@ def reprocess(
         futures.append(_reprocess_run_in_thread.submit(raw, config, wait_for=after))
     wait(futures)
     states = {raw.run: future.state for raw, future in zip(runs, futures, strict=True)}
+    if runs:
+        quality_trends(tag, version_of(config))  # once, not after every run
     failed = sorted(run for run, state in states.items() if not state.is_completed())
     done = len(states) - len(failed)
     if failed:

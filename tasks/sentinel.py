@@ -1,14 +1,32 @@
-"""The safety net for missed bucket notifications: raw files the catalog has not seen
-are announced again as ``cygno.raw.arrived``, exactly as the event bridge does."""
+"""The safety net for missed bucket notifications and for runs that died: raw files the
+catalog has not seen are announced again as ``cygno.raw.arrived``, exactly as the event
+bridge does; raw files whose latest ``process-run`` crashed are started again."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 from prefect import task
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import (
+    DeploymentFilter,
+    DeploymentFilterName,
+    FlowRunFilter,
+    FlowRunFilterExpectedStartTime,
+)
+from prefect.client.schemas.objects import StateType
+from prefect.deployments import run_deployment
 from prefect.events import emit_event
 
 from cygno.events import RAW_ARRIVED, raw_file_resource
 from cygno.storage import keys
 from cygno.tasks import resources
+from cygno.tasks.bookkeeping import ABANDON_AFTER
+from cygno.tasks.ingest import raw_location
+
+PROCESS_RUN = "process-run/process-run"
+#: How far back the sentinel looks for crashed process-runs.
+CRASH_LOOKBACK = timedelta(days=2)
 
 
 @task(
@@ -42,3 +60,46 @@ def announce(files: list[dict]) -> int:
             payload={"source": "sentinel", "key": f["key"]},
         )
     return len(files)
+
+
+@task(name="find-crashed-runs", retries=2, retry_delay_seconds=10)
+def crashed_raw_files() -> list[str]:
+    """Raw URIs whose latest ``process-run`` flow run (of the last two days) crashed:
+    files that arrived but never finished, because a worker or its host died."""
+    since = datetime.now(UTC) - CRASH_LOOKBACK
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(
+            deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=["process-run"])),
+            flow_run_filter=FlowRunFilter(
+                expected_start_time=FlowRunFilterExpectedStartTime(after_=since)
+            ),
+        )
+    latest = {}
+    for run in sorted(runs, key=lambda r: r.created or since):
+        uri = (run.parameters or {}).get("raw_uri")
+        if uri:
+            latest[uri] = run
+    return sorted(
+        uri
+        for uri, run in latest.items()
+        if run.state is not None and run.state.type == StateType.CRASHED
+    )
+
+
+@task(name="restart-crashed", retries=2, retry_delay_seconds=10)
+def restart(uris: list[str]) -> int:
+    """Start ``process-run`` again for each crashed file (its steps are idempotent, so it
+    finishes what the dead run left); a run that keeps crashing is abandoned like one
+    that keeps failing."""
+    catalog = resources.catalog()
+    started = 0
+    for uri in uris:
+        _, tag, run = raw_location(uri)
+        failure = catalog.record_failure(
+            run, tag, "process-run", "its flow run crashed", abandon_after=ABANDON_AFTER
+        )
+        if failure.abandoned:
+            continue
+        run_deployment(PROCESS_RUN, parameters={"raw_uri": uri}, timeout=0)
+        started += 1
+    return started

@@ -69,10 +69,11 @@ def demo(
     timeout: float = typer.Option(1800, "--timeout", help="Seconds to wait for the runs."),
 ) -> None:
     """Simulate runs arriving from the DAQ and watch the platform process them."""
+    stack = _stack(s3)
+    settings = stack.adopt_environment()  # before the first Prefect import (demo_lib's)
     from cygno.devtools import demo as demo_lib
     from cygno.storage.catalog import Catalog
 
-    stack = _stack(s3)
     log = lambda m: console.print(f"[dim]{m}[/]")  # noqa: E731
     # Ctrl+C, or a SIGTERM from a service manager, stops everything the demo started
     # (SIGINT is ignored by default when the demo was launched in the background).
@@ -80,7 +81,9 @@ def demo(
         signal.signal(sig, _interrupt)
     try:
         addresses = stack.up(log=log)
-        settings = demo_lib.adopt_stack_environment(stack)
+        resumed = demo_lib.interrupted()
+        for uri in resumed:
+            console.print(f"resuming {uri}, interrupted by the previous demo")
         console.rule("DAQ")
         arrived = demo_lib.simulate_and_announce(
             stack, settings, runs, events, (size, size), pedestal_events, console.print
@@ -88,7 +91,7 @@ def demo(
         console.rule("platform")
         console.print(f"Watch it at [bold]{addresses.ui_url}[/]")
         states = demo_lib.wait_for_flow_runs(
-            [a.uri for a in arrived],
+            [a.uri for a in arrived] + resumed,
             timeout,
             on_change=lambda s: console.print(
                 "  " + ", ".join(f"{u.rsplit('/', 1)[-1]}: {st}" for u, st in sorted(s.items()))

@@ -1,5 +1,9 @@
 """``make demo``: the platform running by itself on one machine.
 
+Import it only after :meth:`LocalStack.adopt_environment`: it imports Prefect, which
+reads ``PREFECT_API_URL`` once, and a client without one would start an ephemeral API
+server of its own on the stack's database.
+
 The demo plays the DAQ and the object store's notifier: it simulates a pedestal run and
 a few data runs, uploads each to ``raw/<tag>/`` and POSTs the bucket notification MinIO
 would send to the event bridge. From there nothing is called by hand: the bridge emits
@@ -9,7 +13,6 @@ the demo only watches the flow runs until they finish.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,7 +27,7 @@ from prefect.client.schemas.objects import FlowRun
 from cygno.devtools.local_stack import LocalStack, StackAddresses
 from cygno.reco.simulate import SimulatedRun, simulate_one
 from cygno.resources import store_for
-from cygno.settings import Settings, get_settings
+from cygno.settings import Settings
 from cygno.storage.catalog import Catalog
 from cygno.storage.daqdb import DaqLogbook
 from cygno.storage.objectstore import ObjectStore
@@ -66,16 +69,6 @@ def minio_notification(bucket: str, key: str, size: int, etag: str) -> dict:
     }
 
 
-def adopt_stack_environment(stack: LocalStack) -> Settings:
-    """Point this process at the stack (same CYGNO_* and Prefect API as its children)."""
-    env = stack.environment()
-    for name, value in env.items():
-        if name.startswith(("CYGNO_", "PREFECT_", "AWS_")):
-            os.environ[name] = value
-    get_settings.cache_clear()
-    return get_settings()
-
-
 def announce(stack: LocalStack, store: ObjectStore, run: SimulatedRun) -> str:
     """POST the upload's notification to the bridge, as the object store would."""
     bucket = (
@@ -94,24 +87,36 @@ def announce(stack: LocalStack, store: ObjectStore, run: SimulatedRun) -> str:
     return store.uri(run.key)
 
 
-def process_runs_of(uris: list[str]) -> dict[str, list[FlowRun]]:
-    """The process-run flow runs started for each raw URI, oldest first."""
+def process_runs_of(uris: list[str] | None) -> dict[str, list[FlowRun]]:
+    """The process-run flow runs started for each raw URI (every URI when None), oldest
+    first."""
     with get_client(sync_client=True) as client:
         runs = client.read_flow_runs(
             deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=["process-run"]))
         )
-    found: dict[str, list[FlowRun]] = {uri: [] for uri in uris}
+    found: dict[str, list[FlowRun]] = {uri: [] for uri in uris or []}
     for flow_run in sorted(runs, key=lambda r: r.created or 0):
         uri = (flow_run.parameters or {}).get("raw_uri")
-        if uri in found and flow_run.state is not None:
-            found[uri].append(flow_run)
+        if (uris is None or uri in found) and flow_run.state is not None:
+            found.setdefault(uri, []).append(flow_run)
     return found
+
+
+def _done(run: FlowRun) -> bool:
+    """Final, and not Crashed: the sentinel starts a crashed run's file again."""
+    return run.state is not None and run.state.is_final() and not run.state.is_crashed()
+
+
+def interrupted() -> list[str]:
+    """Raw files whose latest process-run has not finished: a run a stopped demo left
+    behind (ended Crashed when the stack came up again, then restarted by the sentinel)."""
+    return sorted(uri for uri, runs in process_runs_of(None).items() if not _done(runs[-1]))
 
 
 def wait_for_flow_runs(
     uris: list[str], timeout: float, on_change: Callable[[dict[str, str]], None]
 ) -> dict[str, str]:
-    """State name of the latest process-run flow run of each raw URI, once all are final."""
+    """State name of the latest process-run flow run of each raw URI, once all are done."""
     states: dict[str, str] = {}
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -120,7 +125,7 @@ def wait_for_flow_runs(
         if current != states:
             states = current
             on_change(states)
-        if len(latest) == len(uris) and all(run.state.is_final() for run in latest.values()):
+        if len(latest) == len(uris) and all(_done(run) for run in latest.values()):
             return states
         time.sleep(2.0)
     raise TimeoutError(f"runs not finished after {timeout:.0f} s: {states}")

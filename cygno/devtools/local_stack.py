@@ -21,12 +21,14 @@ from pathlib import Path
 
 import httpx
 
-from cygno.settings import Settings
+from cygno.settings import Settings, get_settings
 
-PREFECT_PORT = 4200
-S3_PORT = 4566
 WORK_POOL = "cygno-process"
 REPO_ROOT = Path(__file__).resolve().parents[2]
+AUTOMATIONS = REPO_ROOT / "deployments" / "automations.yaml"
+#: Seconds between a flow run's heartbeats (Prefect's minimum): the zombie automation of
+#: deployments/automations.yaml marks a run Crashed when they stop.
+HEARTBEAT_SECONDS = 30
 
 
 class StackError(RuntimeError):
@@ -57,11 +59,12 @@ class LocalStack:
         self.with_s3 = with_s3
         self.root = settings.data_dir / "stack"
         self.state_file = self.root / "state.json"
+        prefect_url = f"http://127.0.0.1:{settings.stack_prefect_port}"
         self.addresses = StackAddresses(
-            api_url=f"http://127.0.0.1:{PREFECT_PORT}/api",
-            ui_url=f"http://127.0.0.1:{PREFECT_PORT}",
+            api_url=f"{prefect_url}/api",
+            ui_url=prefect_url,
             bridge_url=f"http://{settings.bridge_host}:{settings.bridge_port}",
-            s3_endpoint_url=f"http://127.0.0.1:{S3_PORT}" if with_s3 else None,
+            s3_endpoint_url=f"http://127.0.0.1:{settings.stack_s3_port}" if with_s3 else None,
         )
 
     # -- environment shared by every child ------------------------------------------
@@ -83,6 +86,9 @@ class LocalStack:
             PREFECT_HOME=str(self.settings.data_dir / "prefect"),
             PREFECT_SERVER_ANALYTICS_ENABLED="false",
             PREFECT_LOGGING_LEVEL=env.get("PREFECT_LOGGING_LEVEL", "INFO"),
+            PREFECT_FLOWS_HEARTBEAT_FREQUENCY=str(HEARTBEAT_SECONDS),
+            # The directory the deployments' pull step enters (prefect.yaml).
+            CYGNO_CODE_DIR=env.get("CYGNO_CODE_DIR", str(REPO_ROOT)),
             CYGNO_DATA_DIR=str(self.settings.data_dir),
             CYGNO_BRIDGE_TOKEN=self.bridge_token(),
             CYGNO_PUBLIC_URL=self.settings.public_url or self.addresses.bridge_url,
@@ -96,6 +102,18 @@ class LocalStack:
                 AWS_DEFAULT_REGION=env.get("AWS_DEFAULT_REGION", "us-east-1"),
             )
         return env
+
+    def adopt_environment(self) -> Settings:
+        """Point this process at the stack: the same CYGNO_* and Prefect API as its
+        children. Call it before anything imports Prefect, which reads PREFECT_API_URL
+        once; a client without it starts an ephemeral API server on the same database."""
+        if "prefect" in sys.modules:
+            raise StackError("Prefect was imported before the stack's PREFECT_API_URL was set")
+        for name, value in self.environment().items():
+            if name.startswith(("CYGNO_", "PREFECT_", "AWS_")):
+                os.environ[name] = value
+        get_settings.cache_clear()
+        return get_settings()
 
     # -- state ------------------------------------------------------------------------
     def _records(self) -> list[ServiceRecord]:
@@ -129,7 +147,13 @@ class LocalStack:
         if self.with_s3:
             start(
                 "s3",
-                [str(bin_dir / "moto_server"), "-H", "127.0.0.1", "-p", str(S3_PORT)],
+                [
+                    str(bin_dir / "moto_server"),
+                    "-H",
+                    "127.0.0.1",
+                    "-p",
+                    str(self.settings.stack_s3_port),
+                ],
                 lambda: _answers(f"{self.addresses.s3_endpoint_url}/"),
             )
             _ensure_bucket(self.addresses.s3_endpoint_url or "", "cygno-data", env)
@@ -142,11 +166,15 @@ class LocalStack:
                 "--host",
                 "127.0.0.1",
                 "--port",
-                str(PREFECT_PORT),
+                str(self.settings.stack_prefect_port),
             ],
             lambda: _answers(f"{self.addresses.api_url}/health"),
         )
         self._deploy(env, log)
+        if "worker" not in running:
+            # No worker was alive, so no flow run can be: what says otherwise died with
+            # the previous stack. End those runs Crashed and free their slots.
+            self._prefect_python(env, log, "cygno.devtools.recover", "--pool", WORK_POOL)
         start(
             "worker",
             [
@@ -165,37 +193,44 @@ class LocalStack:
             [str(bin_dir / "cygno"), "bridge"],
             lambda: _answers(f"{self.addresses.bridge_url}/healthz"),
         )
+        # Files that arrived while the stack was down, or whose run crashed: now, not in
+        # five minutes.
+        self._prefect(env, log, "deployment", "run", "sentinel/sentinel")
         return self.addresses
 
     def _deploy(self, env: dict[str, str], log: Callable[[str], None]) -> None:
-        """Create the work pool and apply prefect.yaml (idempotent)."""
-        prefect = str(Path(sys.executable).parent / "prefect")
+        """Create the work pool, apply prefect.yaml and the automations (idempotent)."""
         log("applying prefect.yaml")
-        for argv in (
-            [
-                prefect,
-                "--no-prompt",
-                "work-pool",
-                "create",
-                WORK_POOL,
-                "--type",
-                "process",
-                "--overwrite",
-            ],
-            [
-                prefect,
-                "--no-prompt",
-                "deploy",
-                "--all",
-                "--prefect-file",
-                str(REPO_ROOT / "prefect.yaml"),
-            ],
-        ):
-            result = subprocess.run(
-                argv, env=env, cwd=REPO_ROOT, capture_output=True, text=True, check=False
-            )
-            if result.returncode != 0:
-                raise StackError(f"{' '.join(argv[1:4])} failed:\n{result.stdout}{result.stderr}")
+        # The pull step's {{ $CYGNO_CODE_DIR }} must reach the worker unresolved: each
+        # worker enters its own checkout.
+        env = {name: value for name, value in env.items() if name != "CYGNO_CODE_DIR"}
+        self._prefect(
+            env, log, "work-pool", "create", WORK_POOL, "--type", "process", "--overwrite"
+        )
+        self._prefect(
+            env, log, "deploy", "--all", "--prefect-file", str(REPO_ROOT / "prefect.yaml")
+        )
+        self._prefect_python(env, log, "cygno.deployments.automations", str(AUTOMATIONS))
+
+    def _prefect(self, env: dict[str, str], log: Callable[[str], None], *args: str) -> None:
+        self._run([str(Path(sys.executable).parent / "prefect"), "--no-prompt", *args], env, log)
+
+    def _prefect_python(
+        self, env: dict[str, str], log: Callable[[str], None], module: str, *args: str
+    ) -> None:
+        """A Prefect client in a child process, where PREFECT_API_URL is this stack's."""
+        self._run([sys.executable, "-m", module, *args], env, log)
+
+    @staticmethod
+    def _run(argv: list[str], env: dict[str, str], log: Callable[[str], None]) -> None:
+        result = subprocess.run(
+            argv, env=env, cwd=REPO_ROOT, capture_output=True, text=True, check=False
+        )
+        if result.returncode != 0:
+            raise StackError(f"{' '.join(argv[1:4])} failed:\n{result.stdout}{result.stderr}")
+        for line in result.stdout.splitlines():
+            if line.startswith("cygno:"):
+                log(line.removeprefix("cygno:").strip())
 
     def _spawn(self, name: str, argv: list[str], env: dict[str, str]) -> ServiceRecord:
         logs = self.root / "logs"

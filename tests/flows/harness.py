@@ -122,6 +122,8 @@ def platform_env(root: Path, **overrides: str) -> dict[str, str]:
         "CYGNO_CHUNK_EVENTS": "3",
         "CYGNO_RECO_CONFIG": str(small_config(root / "small.toml")),
         "CYGNO_PUBLIC_URL": "http://127.0.0.1:4300",
+        # where a process worker's pull step (prefect.yaml) finds the flows
+        "CYGNO_CODE_DIR": str(Path(__file__).resolve().parents[2]),
     }
     env.update(overrides)
     return env

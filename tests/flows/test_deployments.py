@@ -21,7 +21,9 @@ POOL = "cygno-process"
 
 @pytest.fixture(scope="module")
 def deployed(prefect_api: str) -> dict[str, dict]:
-    env = {**os.environ, "PREFECT_API_URL": prefect_api}
+    # Deployed as the README says: without CYGNO_CODE_DIR, which each worker resolves.
+    env = {k: v for k, v in os.environ.items() if k != "CYGNO_CODE_DIR"}
+    env["PREFECT_API_URL"] = prefect_api
     prefect = str(Path(sys.executable).parent / "prefect")
     for argv in (
         [prefect, "--no-prompt", "work-pool", "create", POOL, "--type", "process", "--overwrite"],
@@ -45,10 +47,21 @@ def test_every_deployment_is_on_the_process_pool_with_a_concurrency_limit(deploy
     for deployment in deployed.values():
         assert deployment["work_pool_name"] == POOL
         assert deployment["global_concurrency_limit"]["limit"] >= 1
-        assert deployment["entrypoint"].startswith("cygno.flows.")
+        # Repository paths, and a pull step each worker resolves to its own checkout:
+        # nothing of the deploying machine.
+        assert deployment["entrypoint"].startswith("flows/"), deployment["entrypoint"]
+        assert deployment["path"] is None
+        assert deployment["pull_steps"] == [
+            {
+                "prefect.deployments.steps.set_working_directory": {
+                    "directory": "{{ $CYGNO_CODE_DIR }}"
+                }
+            }
+        ]
     assert deployed["reprocess-runs"]["global_concurrency_limit"]["limit"] == 1
     schema = deployed["reprocess-runs"]["parameter_openapi_schema"]["properties"]
-    assert {"first_run", "last_run", "tag", "reco_version"} <= set(schema)
+    assert {"first_run", "last_run", "tag", "reco_config"} <= set(schema)
+    assert "reco_version" not in schema  # one parameter says what to produce
 
 
 def test_schedules(deployed):
@@ -126,16 +139,24 @@ def test_a_reupload_with_a_new_etag_starts_another_process_run(deployed):
     assert len(_runs_for(deployment["id"], uri)) == 2
 
 
-def test_a_process_worker_runs_a_deployment_from_prefect_yaml(deployed, plat, prefect_api):
-    plat.simulate(runs=1, events=2)  # two logbook rows to mirror
-    run = api_post(f"deployments/{deployed['db-mirror']['id']}/create_flow_run", {})
-    env = {**os.environ, "PREFECT_API_URL": prefect_api}
+def _run_once(prefect_api: str, where: Path) -> None:
+    """A process worker started in ``where`` (not the checkout) runs one flow run; the
+    pull step takes it into CYGNO_CODE_DIR, this checkout."""
+    env = {**os.environ, "PREFECT_API_URL": prefect_api, "CYGNO_CODE_DIR": str(REPO)}
     prefect = str(Path(sys.executable).parent / "prefect")
     worker = subprocess.run(
         [prefect, "worker", "start", "--pool", POOL, "--run-once", "--type", "process"],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+        cwd=where, env=env, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert worker.returncode == 0, worker.stdout + worker.stderr
+
+
+def test_a_process_worker_runs_a_deployment_from_prefect_yaml(
+    deployed, plat, prefect_api, tmp_path
+):
+    plat.simulate(runs=1, events=2)  # two logbook rows to mirror
+    run = api_post(f"deployments/{deployed['db-mirror']['id']}/create_flow_run", {})
+    _run_once(prefect_api, tmp_path)
 
     def finished():
         (found,) = api_post("flow_runs/filter", {"flow_runs": {"id": {"any_": [run["id"]]}}})
@@ -144,3 +165,30 @@ def test_a_process_worker_runs_a_deployment_from_prefect_yaml(deployed, plat, pr
     state = wait_for(finished, timeout=120, what="the worker's flow run")
     assert state["state_type"] == "COMPLETED", state["state"]
     assert plat.catalog.logbook(2) is not None
+
+
+def test_the_readme_reprocess_example_runs_on_a_worker(deployed, plat, prefect_api, tmp_path):
+    from cygno.flows.process_run import process_run
+    from cygno.reco.config import load_config, reco_version
+
+    (command,) = [
+        line.strip()
+        for line in (REPO / "README.md").read_text().splitlines()
+        if line.startswith("prefect deployment run reprocess-runs")
+    ]
+    _, *data = plat.simulate(runs=2, events=2)  # runs 2 and 3, as in the example
+    for run in data:
+        process_run(plat.store.uri(run.key))
+    env = {**os.environ, "PREFECT_API_URL": prefect_api}
+    argv = [str(Path(sys.executable).parent / "prefect"), *command.split()[1:]]
+    started = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
+    assert started.returncode == 0, started.stdout + started.stderr
+    _run_once(prefect_api, tmp_path)
+
+    version = reco_version(load_config("lnf"))
+    for run in data:
+        output = wait_for(
+            lambda r=run: plat.catalog.reco_output(r.run_number, "LNGS", version),
+            timeout=120, what=f"run {run.run_number} in {version}",
+        )  # fmt: skip
+        assert output.state == "done"
