@@ -32,7 +32,7 @@ from cygno.reco.slowcontrol import SLOW_BANK, SlowControl
 from cygno.storage.midas import EventIndex, MidasFile
 
 BATCH = 64  # pictures per TTree basket write
-BATCH_PIXELS = 1 << 20  # or fewer, when their reduced pixels reach this many
+BATCH_PIXELS = 1 << 18  # or fewer, when their reduced pixels reach this many
 
 
 @dataclass(frozen=True)
