@@ -69,9 +69,12 @@ def _alarm(reco: RecoOutput, outcome: QualityOutcome, url: str) -> None:
     retry_delay_seconds=exponential_backoff(backoff_factor=5),
     timeout_seconds=1800,
 )
-def quality(reco: RecoOutput, thresholds: dq.Thresholds = dq.Thresholds()) -> QualityOutcome:
+def quality(
+    reco: RecoOutput, thresholds: dq.Thresholds = dq.Thresholds(), trends: bool = True
+) -> QualityOutcome:
     """Histograms, plots, flag → store, catalog, artifacts; skipped when this output was
-    already judged with these thresholds."""
+    already judged with these thresholds. ``trends``: redraw the tag's trend plots too
+    (reprocess-runs draws them once, after its last run, with :func:`quality_trends`)."""
     store, catalog = resources.store(), resources.catalog()
     prefix = keys.quality_prefix(reco.reco_version, reco.tag, reco.run)
     product = quality_product(reco, thresholds)
@@ -111,8 +114,8 @@ def quality(reco: RecoOutput, thresholds: dq.Thresholds = dq.Thresholds()) -> Qu
         reason=report.reason,
         lineage=product.lineage,
     )
-    trends = catalog.trend_points(reco.tag, reco.reco_version)
-    dq.write_trends(trends, store, dq.trend_prefix(reco.reco_version, reco.tag))
+    if trends:
+        _write_trends(reco.tag, reco.reco_version)
 
     base = public_url()
     create_markdown_artifact(
@@ -141,3 +144,14 @@ def quality(reco: RecoOutput, thresholds: dq.Thresholds = dq.Thresholds()) -> Qu
     if report.flag != "good":
         _alarm(reco, outcome, f"{base}/files/{summary_key}")
     return outcome
+
+
+def _write_trends(tag: str, reco_version: str) -> None:
+    points = resources.catalog().trend_points(tag, reco_version)
+    dq.write_trends(points, resources.store(), dq.trend_prefix(reco_version, tag))
+
+
+@task(name="quality-trends", retries=2, retry_delay_seconds=5, timeout_seconds=600)
+def quality_trends(tag: str, reco_version: str) -> None:
+    """Redraw the trend plots of one tag and reco version from every judged run."""
+    _write_trends(tag, reco_version)

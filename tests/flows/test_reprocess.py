@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -9,6 +10,7 @@ import pytest
 from cygno.flows.process_run import process_run
 from cygno.flows.reprocess import reprocess
 from cygno.reco.config import load_config, reco_version
+from cygno.reco.quality import trend_prefix
 from cygno.storage import keys
 from tests.flows.harness import platform, s3_overrides
 
@@ -50,6 +52,8 @@ def test_reprocess_recalls_from_tape_and_adds_a_version(s3_plat, tmp_path):
         assert plat.catalog.reco_output(number, "LNGS", new).state == "done"
         assert plat.store.exists(keys.reco_key(new, "LNGS", number))
         assert plat.catalog.reco_output(number, "LNGS", old).state == "done"
+    trends = json.loads(plat.store.get_bytes(f"{trend_prefix(new, 'LNGS')}/summaries.json"))
+    assert [row["run"] for row in trends] == numbers  # drawn after the last run
     after = plat.listing()
     assert {k: after[k] for k in before} == before  # the first version untouched
     # nothing lacks the new version any more: a second pass selects no run
