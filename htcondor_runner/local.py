@@ -40,6 +40,7 @@ from .scheduler import JobId, JobSpec, SchedulerError
 logger = logging.getLogger(__name__)
 
 JOB_MODULE = f"{__package__}.job"
+HOLD_CODE_STARTER = 13  # HTCondor's TransferInputError: the job could not be set up
 
 
 class _ColdProcess:
@@ -214,7 +215,12 @@ class LocalScheduler:
         env = self._environment(spec, sandbox)
         if self.warm_workers and spec.arguments[:2] == ["-m", JOB_MODULE]:
             worker = warm.POOL.acquire(spec.executable, env)
-            worker.start(spec.arguments[2:], sandbox, env, spec.output, spec.error)
+            try:
+                worker.start(spec.arguments[2:], sandbox, env, spec.output, spec.error)
+            except OSError:  # it died while idle: a fresh one takes the job
+                worker.kill()
+                worker = warm.WarmWorker(spec.executable, env)
+                worker.start(spec.arguments[2:], sandbox, env, spec.output, spec.error)
             return worker
         return _ColdProcess(spec, sandbox, env)
 
@@ -238,14 +244,19 @@ class LocalScheduler:
         spec = job.spec
         sandbox = Path(tempfile.mkdtemp(prefix="htcondor-job-", dir=self.scratch_dir))
         try:
-            for name in spec.input_files:  # transfer_input_files
-                shutil.copy2(spec.submit_dir / name, sandbox / name)
             with job.lock:
                 if job.removed:
                     return "removed"
                 if job.held:
                     return "held"
-                job.process = self._start(job, sandbox)
+                try:
+                    for name in spec.input_files:  # transfer_input_files
+                        shutil.copy2(spec.submit_dir / name, sandbox / name)
+                    job.process = self._start(job, sandbox)
+                except OSError as exc:  # as a starter would: held, with the reason
+                    job.held = True
+                    job.log.held(f"Error from local starter: {exc}", HOLD_CODE_STARTER)
+                    return "held"
                 job.log.executing()
             outcome, return_code = self._watch(job)
             if outcome == "terminated":

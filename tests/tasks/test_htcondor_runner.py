@@ -367,6 +367,24 @@ def test_local_backend_log_is_parsed_by_jobeventlog(tmp_path):
     assert spec.output.read_text() == "hi\n"
 
 
+def test_local_job_whose_input_is_missing_is_held_with_the_reason(tmp_path):
+    from dataclasses import replace
+
+    from cygno.htcondor_runner.local import HOLD_CODE_STARTER, LocalScheduler
+
+    scheduler = LocalScheduler(max_workers=1)
+    spec = replace(_python_job(tmp_path, "pass"), input_files=("payload.pkl",))
+    job = scheduler.submit(spec)
+    deadline = time.time() + 30
+    events: list = []
+    while time.time() < deadline and (not events or events[-1].type.name != "JOB_HELD"):
+        scheduler.wait(job, 0.1)
+        events = list(htcondor2.JobEventLog(str(spec.log)).events(stop_after=0))
+    scheduler.close()
+    assert events[-1]["HoldReasonCode"] == HOLD_CODE_STARTER
+    assert "payload.pkl" in events[-1]["HoldReason"]
+
+
 # --- no shared filesystem, no inherited environment, warm workers ---------------------
 
 sandbox_view = task(jobfns.sandbox_view)
