@@ -18,19 +18,33 @@ app.add_typer(stack_app, name="stack")
 console = Console()
 
 
-def _stack(s3: bool):
+def _stack(s3: bool, prefect_database_url: str | None = None):
     from cygno.devtools.local_stack import LocalStack
     from cygno.settings import get_settings
 
-    return LocalStack(get_settings(), with_s3=s3)
+    return LocalStack(get_settings(), with_s3=s3, prefect_database_url=prefect_database_url)
 
 
 @stack_app.command("up")
 def stack_up(
     s3: bool = typer.Option(False, "--s3", help="Use a local S3 endpoint instead of file://."),
+    postgres: bool = typer.Option(
+        False,
+        "--postgres",
+        help="The Prefect server on the local PostgreSQL (database cygno_prefect), "
+        "not SQLite: for bursts of notifications.",
+    ),
+    postgres_url: str = typer.Option(
+        "",
+        "--postgres-url",
+        help="The Prefect server's database (postgresql+asyncpg://…); implies --postgres.",
+    ),
 ) -> None:
     """Start the Prefect server, apply prefect.yaml, start a worker and the event bridge."""
-    stack = _stack(s3)
+    from cygno.devtools.local_stack import LOCAL_PREFECT_DATABASE
+
+    database = postgres_url or (LOCAL_PREFECT_DATABASE if postgres else None)
+    stack = _stack(s3, database)
     addresses = stack.up(log=lambda m: console.print(f"[dim]{m}[/]"))
     console.print(f"Prefect UI: {addresses.ui_url}   bridge: {addresses.bridge_url}")
 

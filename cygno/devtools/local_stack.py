@@ -54,9 +54,15 @@ class StackAddresses:
 class LocalStack:
     """Starts, inspects and stops the platform's services on 127.0.0.1."""
 
-    def __init__(self, settings: Settings, with_s3: bool = False) -> None:
+    def __init__(
+        self, settings: Settings, with_s3: bool = False, prefect_database_url: str | None = None
+    ) -> None:
         self.settings = settings
         self.with_s3 = with_s3
+        #: The Prefect server's own database (``postgresql+asyncpg://…``); SQLite in
+        #: PREFECT_HOME when None, which serialises every write ("database is locked"
+        #: under a burst of notifications).
+        self.prefect_database_url = prefect_database_url
         self.root = settings.data_dir / "stack"
         self.state_file = self.root / "state.json"
         prefect_url = f"http://127.0.0.1:{settings.stack_prefect_port}"
@@ -93,6 +99,8 @@ class LocalStack:
             CYGNO_BRIDGE_TOKEN=self.bridge_token(),
             CYGNO_PUBLIC_URL=self.settings.public_url or self.addresses.bridge_url,
         )
+        if self.prefect_database_url:
+            env["PREFECT_API_DATABASE_CONNECTION_URL"] = self.prefect_database_url
         if self.with_s3:
             env.update(
                 CYGNO_STORE_URL="s3://cygno-data",
@@ -157,6 +165,8 @@ class LocalStack:
                 lambda: _answers(f"{self.addresses.s3_endpoint_url}/"),
             )
             _ensure_bucket(self.addresses.s3_endpoint_url or "", "cygno-data", env)
+        if self.prefect_database_url and "prefect-server" not in running:
+            ensure_postgres_database(self.prefect_database_url)
         start(
             "prefect-server",
             [
@@ -331,3 +341,25 @@ def _ensure_bucket(endpoint_url: str, bucket: str, env: dict[str, str]) -> None:
     )
     if not fs.exists(bucket):
         fs.mkdir(bucket)
+
+
+#: ``cygno stack up --postgres``: the PostgreSQL on this machine, a database of its own.
+LOCAL_PREFECT_DATABASE = "postgresql+asyncpg://postgres@127.0.0.1:5432/cygno_prefect"
+
+
+def ensure_postgres_database(url: str) -> None:
+    """Create the database ``url`` names if it does not exist (through the server's
+    ``postgres`` maintenance database; the Prefect server creates its tables)."""
+    import psycopg
+    import sqlalchemy as sa
+
+    parsed = sa.make_url(url)
+    name = parsed.database
+    if not name or not name.replace("_", "").isalnum():
+        raise StackError(f"not a plain database name: {name!r}")
+    admin = parsed.set(drivername="postgresql", database="postgres")
+    dsn = admin.render_as_string(hide_password=False)
+    with psycopg.connect(dsn, autocommit=True, connect_timeout=10) as conn:
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+            return
+        conn.execute(f'CREATE DATABASE "{name}"')
