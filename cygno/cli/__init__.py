@@ -23,5 +23,7 @@ def _register() -> None:
 
 
 def main() -> None:
+    from cygno.cli.errors import reported
+
     _register()
-    app()
+    raise SystemExit(reported(lambda: app(standalone_mode=False)))

@@ -7,6 +7,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cygno.cli import app
+from cygno.cli.errors import CliError, existing_catalog
 
 _STYLE = {
     "ingested": "green",
@@ -64,7 +65,9 @@ def catalog_command(
         return
     from cygno.resources import catalog_for
 
-    print_catalog(Console(), catalog_for(_settings(url, None)), first, last, tag, limit)
+    settings = _settings(url, None)
+    existing_catalog(settings.catalog_url)
+    print_catalog(Console(), catalog_for(settings), first, last, tag, limit)
 
 
 def print_catalog(
@@ -136,7 +139,12 @@ def reset_command(
     """Forget a run's failures so an abandoned run is processed again."""
     from cygno.resources import catalog_for
 
-    cleared = catalog_for(_settings(url, None)).reset(run, tag, step)
+    settings = _settings(url, None)
+    existing_catalog(settings.catalog_url)
+    catalog = catalog_for(settings)
+    if catalog.run(run, tag) is None:
+        raise CliError(f"{tag} run {run} is not in the catalog")
+    cleared = catalog.reset(run, tag, step)
     what = f"step {step}" if step else "all steps"
     Console().print(f"{tag} run {run:05d}: cleared {cleared} failure record(s) ({what}).")
 

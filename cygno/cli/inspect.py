@@ -16,6 +16,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 from rich.table import Table
 
 from cygno.cli import app
+from cygno.cli.errors import require_midas
 
 MAX_DEFECTS_SHOWN = 50
 ODB_PATHS = (
@@ -117,6 +118,7 @@ def inspect(
     console = Console()
     with ExitStack() as stack:
         handle, size = _open(file, stack)
+        require_midas(handle, file)
         columns = (TextColumn("validating"), BarColumn(), DownloadColumn(), TimeRemainingColumn())
         with Progress(*columns, console=console, transient=True) as progress:
             task = progress.add_task("validate", total=size)

@@ -10,6 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from cygno.cli import app
+from cygno.cli.errors import CliError, replaced_on_success, require_midas
 
 console = Console(stderr=True)
 
@@ -43,16 +44,34 @@ def parse_events(text: str | None) -> tuple[int, int] | None:
     return first, last
 
 
+def _check_midas(path: Path) -> None:
+    with path.open("rb") as handle:
+        require_midas(handle, str(path))
+
+
 def _load_pedestal(path: Path, max_pictures: int):
     from cygno.reco.pedestal import PedestalMaps, compute_pedestal
 
     if path.suffix == ".npz":
         return PedestalMaps.load(path)
+    _check_midas(path)
     with _progress() as bar:
         task = bar.add_task(f"pedestal {path.name}", total=max_pictures, info="")
-        return compute_pedestal(
+        maps = compute_pedestal(
             path, max_pictures, progress=lambda n: bar.update(task, completed=n)
         )
+        # A shorter run ends the bar at what it really used, not at --max-pictures.
+        bar.update(task, total=maps.n_pictures, completed=maps.n_pictures)
+    return maps
+
+
+def _picture_shape(path: Path) -> tuple[int, int] | None:
+    """The run's camera-0 picture shape as its ODB records it (None when it does not)."""
+    from cygno.storage.midas import MidasFile
+    from cygno.storage.midas.odb import camera_shapes
+
+    with MidasFile(path) as midas:
+        return camera_shapes(midas.bor_odb).get(0)
 
 
 @app.command("pedestal")
@@ -63,7 +82,9 @@ def pedestal_command(
 ) -> None:
     """Per-pixel pedestal mean and noise of a pedestal run's first pictures."""
     maps = _load_pedestal(run_file, max_pictures)
-    maps.save(output)
+    partial = replaced_on_success(output)
+    maps.save(partial)
+    partial.replace(output)
     console.print(
         f"pedestal of run {maps.run}: {maps.n_pictures} pictures, shape {maps.shape}, "
         f"mean {float(maps.mean.mean()):.2f} ADC, sigma {float(maps.sigma.mean()):.2f} ADC "
@@ -88,7 +109,15 @@ def reco_command(
 
     cfg = load_config(config)
     span = parse_events(events)
+    _check_midas(raw)
     maps = _load_pedestal(pedestal, cfg.pedestal.max_pictures)
+    shape = _picture_shape(raw)
+    if shape is not None and tuple(maps.shape) != shape:
+        raise CliError(
+            f"{pedestal}: pedestal maps are {maps.shape[0]}×{maps.shape[1]}, "
+            f"but {raw} has {shape[0]}×{shape[1]} pictures"
+        )
+    partial = replaced_on_success(output)
     # A gzip run has no table of contents: the bar knows its total only for a chunk.
     total = span[1] - span[0] if span is not None and span[1] < 1 << 40 else None
     with _progress() as bar:
@@ -97,16 +126,25 @@ def reco_command(
         def report(done: int, vetoed: int, clusters: int) -> None:
             bar.update(task, completed=done, info=f"{clusters} clusters, {vetoed} vetoed")
 
-        summary = reconstruct_file(
-            raw,
-            maps,
-            cfg,
-            events=span,
-            out_path=output,
-            input_adler32=adler32_of(raw),
-            progress=report,
-            input_uri=str(raw.resolve()),
-        )
+        try:
+            summary = reconstruct_file(
+                raw,
+                maps,
+                cfg,
+                events=span,
+                out_path=partial,
+                input_adler32=adler32_of(raw),
+                progress=report,
+                input_uri=str(raw.resolve()),
+            )
+            if summary.pictures == 0:
+                raise CliError(f"{raw}: --events {events} selects none of its pictures")
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+        # The bar of a whole gzip run had no total: it ends at what was really done.
+        bar.update(task, total=summary.pictures, completed=summary.pictures)
+    partial.replace(output)
     table = Table(title=f"{output} ({reco_version(cfg)})")
     for column in ("pictures", "vetoed", "clusters", "seconds", "s / picture"):
         table.add_column(column, justify="right")

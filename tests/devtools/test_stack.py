@@ -47,8 +47,15 @@ class Stack:
         assert done.returncode == 0, done.stdout + done.stderr
         return done.stdout
 
-    def api(self, path: str, body: dict | None = None):
-        response = httpx.post(f"{self.api_url}/{path}", json=body or {}, timeout=30)
+    def api(self, path: str, body: dict | None = None, attempts: int = 4):
+        """POST to the stack's API; a loaded 2-core machine may answer slowly."""
+        for attempt in range(attempts):
+            try:
+                response = httpx.post(f"{self.api_url}/{path}", json=body or {}, timeout=60)
+                break
+            except httpx.TimeoutException:
+                if attempt == attempts - 1:
+                    raise
         response.raise_for_status()
         return response.json()
 
