@@ -213,3 +213,12 @@ def test_pip_install_builds_a_wheel_that_imports_from_anywhere(tmp_path):
     ).stdout.split()
     assert Path(out[0]).is_relative_to(target / "cygno" / "flows"), out[0]
     assert out[1:] == ["True", "True"]
+
+
+def test_the_editable_install_imports_from_anywhere():
+    """The development install (``pip install -e``) serves any working directory too."""
+    probe = "import cygno.flows.process_run as f, cygno.storage as s; print(f.__file__, s.__file__)"
+    out = subprocess.run(
+        [sys.executable, "-c", probe], cwd="/", check=True, capture_output=True, text=True
+    ).stdout.split()
+    assert out == [str(REPO / "flows" / "process_run.py"), str(REPO / "storage" / "__init__.py")]
