@@ -54,6 +54,10 @@ class RunnerOptions:
         queue_check_seconds: how often to ask the scheduler whether a silent job still
             exists (vanished-job detection; default 0.5 local, 60 htcondor).
         keep_job_files: keep logs/stdout/stderr of successful jobs too.
+        payload_max_age_seconds: a payload older than this is left by a flow process
+            that was killed (a live job's payload is removed when its task ends, however
+            it ends); each runner deletes such payloads when it starts. Longer than any
+            task attempt may take.
     """
 
     backend: Literal["local", "htcondor"] = "local"
@@ -80,6 +84,7 @@ class RunnerOptions:
     poll_seconds: float | None = None
     queue_check_seconds: float | None = None
     keep_job_files: bool = False
+    payload_max_age_seconds: float = 24 * 3600
 
     def __post_init__(self) -> None:
         if self.backend not in ("local", "htcondor"):

@@ -155,7 +155,25 @@ class HTCondorFuture(PrefectConcurrentFuture[Any]):
         """Cancel the task run: drop it if not started, remove its job if running."""
         if self.wrapped_future.cancel():
             return True
-        return self._runner._remove_job(self.task_run_id, "task run future cancelled")
+        if self.wrapped_future.done():
+            return False
+        return self._runner._remove_job(self.task_run_id, "task run future cancelled", True)
+
+
+def remove_stale_payloads(job_dir: Path, max_age_seconds: float) -> int:
+    """Delete payloads older than ``max_age_seconds`` under ``job_dir``: left by a flow
+    process that was killed before its ``finally`` ran (they may hold presigned URLs).
+    Returns how many were removed."""
+    cutoff = time.time() - max_age_seconds
+    removed = 0
+    for path in job_dir.glob(f"*/*/{PAYLOAD_FILE}") if job_dir.is_dir() else ():
+        try:
+            if path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed += 1
+        except FileNotFoundError:
+            continue  # another runner removed it first
+    return removed
 
 
 class HTCondorTaskRunner(TaskRunner[HTCondorFuture]):
@@ -171,6 +189,7 @@ class HTCondorTaskRunner(TaskRunner[HTCondorFuture]):
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._scheduler: Scheduler | None = None
         self._active: dict[uuid.UUID, _Active] = {}
+        self._cancelled: set[uuid.UUID] = set()  # cancelled before their job registered
         self._cancel_events: dict[uuid.UUID, threading.Event] = {}
         self._lock = threading.Lock()
         self._duplicates: weakref.WeakSet[HTCondorTaskRunner] = weakref.WeakSet()
@@ -200,6 +219,7 @@ class HTCondorTaskRunner(TaskRunner[HTCondorFuture]):
     def __enter__(self) -> Self:
         super().__enter__()
         o = self.options
+        remove_stale_payloads(o.job_dir, o.payload_max_age_seconds)
         threads = 2 * o.max_workers if o.backend == "local" else o.max_workers
         self._closing = False
         self._executor = concurrent.futures.ThreadPoolExecutor(
@@ -342,6 +362,7 @@ class HTCondorTaskRunner(TaskRunner[HTCondorFuture]):
             succeeded = True
             return value
         finally:
+            self._cancelled.discard(task_run.id)
             (workdir / PAYLOAD_FILE).unlink(missing_ok=True)
             if succeeded and not self.options.keep_job_files:
                 shutil.rmtree(workdir, ignore_errors=True)
@@ -357,6 +378,8 @@ class HTCondorTaskRunner(TaskRunner[HTCondorFuture]):
         scheduler = self._scheduler
         if scheduler is None or self._closing:
             raise JobRemovedError("the task runner is shut down; no job was submitted")
+        if task_run_id in self._cancelled:
+            raise JobRemovedError("the task run was cancelled; no job was submitted")
         memory = self.options.request_memory_mb
         environment = self.job_environment()
         submission = 0
@@ -385,8 +408,9 @@ class HTCondorTaskRunner(TaskRunner[HTCondorFuture]):
             job = scheduler.submit(spec)
             with self._lock:
                 self._active[task_run_id] = _Active(job, scheduler)
-            if self._closing:  # cancel_all ran between submit and registration
-                self._remove_job(task_run_id, "flow run cancelled or shut down")
+                cancelled = task_run_id in self._cancelled
+            if self._closing or cancelled:  # cancelled between submit and registration
+                self._remove_job(task_run_id, "flow run or task run cancelled")
             logger.info(
                 "%s job %s submitted (batch %s, %d cpu, %d MB memory, log %s)",
                 self.options.backend,
@@ -526,9 +550,14 @@ class HTCondorTaskRunner(TaskRunner[HTCondorFuture]):
         finally:
             events.close()
 
-    def _remove_job(self, task_run_id: uuid.UUID, reason: str) -> bool:
+    def _remove_job(self, task_run_id: uuid.UUID, reason: str, pending: bool = False) -> bool:
+        """Remove the task run's job; with ``pending``, a job not registered yet is
+        removed as soon as it is (a warm worker may start it before the runner knows)."""
         with self._lock:
             active = self._active.get(task_run_id)
+            if active is None and pending:
+                self._cancelled.add(task_run_id)
+                return True
         if active is None:
             return False
         try:
