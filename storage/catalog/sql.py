@@ -181,6 +181,8 @@ def _name_the_endpoint(engine: sa.Engine, url: sa.URL) -> None:
 
     @sa.event.listens_for(engine, "handle_error")
     def _handle(context) -> None:
+        if context.is_pre_ping:
+            return  # a stale pooled connection: SQLAlchemy reconnects by itself
         if context.is_disconnect or context.connection is None:
             connect = url.query.get("connect_timeout", CONNECT_TIMEOUT)
             raise DatabaseUnavailable(
