@@ -474,6 +474,9 @@ def hold_flow(pidfile: str):
     _pid_when_written(Path(pidfile))
     Path(pidfile).unlink()
     runner = FlowRunContext.get().task_runner
+    deadline = time.time() + 10  # a warm worker may start the job before it is registered
+    while not runner._active and time.time() < deadline:
+        time.sleep(0.01)
     (active,) = runner._active.values()
     active.scheduler.hold(active.job, "operator put it on hold")
     return _outcome(future)
