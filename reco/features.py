@@ -500,10 +500,13 @@ def _best_amplitude(xc, y, wt, m, s):
 @njit(cache=True)
 def _gauss_fit(edges, content, err2, mean, rms, o):
     """Production's profile fit: χ² of A·exp(−(x−m)²/2s²) on the bins whose centre lies in
-    mean ± 5·rms (errors √Σz², empty bins skipped), m ∈ [mean−rms, mean+rms],
-    s ∈ [0.5, 1.5]·rms. The bounded minimum: best point of a 5×5 grid over (m, s) (the
-    amplitude solved exactly), then Levenberg–Marquardt steps projected onto the box.
-    Writes amp, mean, sigma, χ², status into o[0:5]."""
+    mean ± 5·rms (errors √Σz², empty bins skipped), m ∈ [mean−rms, mean+rms]. Production
+    also sets s ∈ [0.5, 1.5]·rms, but ROOT's initialisation of its predefined "gaus"
+    (no fit option "B") replaces that by s ∈ [0, 10·rms'], rms' the RMS of the fitted bin
+    centres weighted by their contents (checked against ROOT 6). Seed: the best point of
+    a 5×5 grid over [mean ± rms] × [0.5, 1.5]·rms (amplitude solved exactly); then
+    Levenberg–Marquardt steps projected onto the limits. Writes amp, mean, sigma, χ²,
+    status into o[0:5]."""
     if content.sum() == 0.0:
         o[0], o[1], o[2], o[3], o[4] = 0.0, 0.0, 0.0, 999.0, FIT_FAILED
         return
@@ -523,10 +526,15 @@ def _gauss_fit(edges, content, err2, mean, rms, o):
             c = _gauss_chi2(xc, y, wt, ai, mi, sj)
             if c < chi:
                 a, m, s, chi = ai, mi, sj, c
+    tot = y.sum()
+    m_fit = (y * xc).sum() / tot if tot > 0 else mean
+    var_fit = (y * xc * xc).sum() / tot - m_fit * m_fit if tot > 0 else 0.0
+    rms_fit = math.sqrt(var_fit) if var_fit > 0 else (edges[-1] - edges[0]) / 4
+    m_lo, m_hi, s_lo, s_hi = mean - rms, mean + rms, 1e-9 * rms, 10.0 * rms_fit
     lam = 1e-3
     jtj = np.empty((3, 3))
     jtr = np.empty(3)
-    for _ in range(30):
+    for _ in range(200):
         jtj[:] = 0.0
         jtr[:] = 0.0
         for i in range(xc.shape[0]):
@@ -538,7 +546,7 @@ def _gauss_fit(edges, content, err2, mean, rms, o):
                 jtr[p] += jac[p] * r * wt[i]
                 for q in range(3):
                     jtj[p, q] += jac[p] * jac[q] * wt[i]
-        # a parameter held at its bound by the gradient stays out of the step
+        # a parameter held at its limit by the gradient stays out of the step
         for p, v, v_lo, v_hi in ((1, m, m_lo, m_hi), (2, s, s_lo, s_hi)):
             if (v <= v_lo and jtr[p] < 0) or (v >= v_hi and jtr[p] > 0):
                 jtj[p, :] = 0.0

@@ -144,15 +144,20 @@ def _bin_rms(weights):
 
 
 def _fit(h):
-    """Clusters.fitProfile: gaus on mean ± 5 rms, mean within ± rms, sigma in [0.5, 1.5] rms."""
+    """Clusters.fitProfile as ROOT runs it: gaus on the bins centred in mean ± 5 rms, mean
+    within ± rms; sigma within [0, 10·rms'] (ROOT's InitGaus replaces the [0.5, 1.5]·rms
+    limits of a predefined gaus without option B; rms' from the fitted bins).
+    Returns (amp, mean, sigma, chi2)."""
     from scipy.optimize import least_squares
 
     mean, rms = h.mean(), h.rms()
     if h.content.sum() == 0:
-        return 0.0, 0.0, 0.0
+        return 0.0, 0.0, 0.0, 999.0
     centres = 0.5 * (h.edges[1:] + h.edges[:-1])
     use = (centres >= mean - 5 * rms) & (centres <= mean + 5 * rms) & (h.sumw2 > 0)
     x, y, e = centres[use], h.content[use], np.sqrt(h.sumw2[use])
+    m_fit = np.average(x, weights=y)
+    rms_fit = np.sqrt(np.average(x * x, weights=y) - m_fit**2)
 
     def resid(p):
         return (y - p[0] * np.exp(-0.5 * ((x - p[1]) / p[2]) ** 2)) / e
@@ -162,12 +167,12 @@ def _fit(h):
         for s0 in (0.6 * rms, rms, 1.4 * rms):
             r = least_squares(
                 resid, [max(y.max(), 1e-3), m0, s0],
-                bounds=([-np.inf, mean - rms, 0.5 * rms], [np.inf, mean + rms, 1.5 * rms]),
+                bounds=([-np.inf, mean - rms, 1e-9 * rms], [np.inf, mean + rms, 10 * rms_fit]),
                 xtol=1e-12, ftol=1e-12, gtol=1e-12,
             )  # fmt: skip
             if best is None or r.cost < best.cost:
                 best = r
-    return tuple(float(v) for v in best.x)
+    return (*(float(v) for v in best.x), float(2 * best.cost))
 
 
 def _main_peak(h):
@@ -227,9 +232,10 @@ def production_cluster(z, zs, macro, rebin=4):
         for a, c in zip(r, v, strict=True):
             h.fill(a - rmin, c)
         out[f"sc_{name}fullrms"] = h.rms()
-        amp, mean, sigma = _fit(h)
+        amp, mean, sigma, chi2 = _fit(h)
         out[f"sc_{name}gaussamp"], out[f"sc_{name}gaussmean"] = amp, mean
         out[f"sc_{name}gausssigma"] = sigma
+        out[f"sc_{name}chi2"] = chi2
         peak = _main_peak(h)
         out[f"sc_{name}p0fwhm"] = peak[3]
         if name == "l":
