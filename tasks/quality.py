@@ -32,12 +32,17 @@ def public_url() -> str:
     return (s.public_url or f"http://{s.bridge_host}:{s.bridge_port}").rstrip("/")
 
 
-def _reference(reco: RecoOutput, store) -> dq.Reference | None:
-    """The latest earlier good run of the same tag, version and run type, if any."""
+def _reference(reco: RecoOutput, store, picture_shape: list[int] | None) -> dq.Reference | None:
+    """The latest earlier good run like this one, if any: same tag and run type, same
+    reco version (so the same configuration) and the same picture geometry. A run unlike
+    every candidate gets no reference rather than a comparison that means nothing."""
     for run in resources.catalog().reference_runs(reco.run, reco.tag, reco.reco_version):
         prefix = keys.quality_prefix(reco.reco_version, reco.tag, run)
-        if store.exists(prefix + "summary.json"):
-            return dq.load_reference(store, prefix)
+        if not store.exists(prefix + "summary.json"):
+            continue
+        reference = dq.load_reference(store, prefix)
+        if reference.summary.get("picture_shape") == picture_shape:
+            return reference
     return None
 
 
@@ -94,15 +99,20 @@ def quality(
     pedestal = None
     if reco.pedestal is not None:
         pedestal = PedestalMaps.load(io.BytesIO(store.get_bytes(reco.pedestal.key)))
+    picture_shape = list(pedestal.shape) if pedestal is not None else None
     report = dq.run_quality(
         store.get_bytes(reco.key),
         store,
         prefix,
         pedestal=pedestal,
-        reference=_reference(reco, store),
+        reference=_reference(reco, store, picture_shape),
         fe55=dq.fe55_from_logbook(resources.logbook().get(reco.run)),
         thresholds=thresholds,
-        extra={"tag": reco.tag, "reco_version": reco.reco_version},
+        extra={
+            "tag": reco.tag,
+            "reco_version": reco.reco_version,
+            "picture_shape": picture_shape,
+        },
     )
     catalog.upsert_quality_report(
         run=reco.run,

@@ -75,13 +75,13 @@ def _json_default(obj: Any) -> Any:
 
 @dataclass(frozen=True)
 class QualityConfig:
-    """Binning and selections. Ranges are wide enough for LIME; change them per detector."""
+    """Binning and selections. The cluster and picture histograms span each run's data
+    (their ranges here are used for a run without any); the others are fixed."""
 
     integral_range: tuple[float, float] = (1e2, 1e7)
     integral_bins: int = 100
     length_range: tuple[float, float] = (1.0, 3000.0)
     length_bins: int = 60
-    clusters_max: int = 100
     cmos_range: tuple[float, float] = (1e3, 1e10)
     cmos_bins: int = 70
     pedestal_range: tuple[float, float] = (0.0, 200.0)

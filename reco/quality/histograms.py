@@ -130,6 +130,33 @@ def _log_axis(bins: int, lo_hi: tuple[float, float], name: str, label: str) -> h
     )
 
 
+def _data_log_axis(
+    values: np.ndarray, bins: int, fallback: tuple[float, float], name: str, label: str
+) -> hist.axis.Regular:
+    """A log axis spanning this run's positive values (a margin either side), so a narrow
+    spectrum is not squeezed into one bin of a fixed 10²–10⁷ range; ``fallback`` when the
+    run has none."""
+    positive = values[np.isfinite(values) & (values > 0)]
+    if len(positive) == 0:
+        return _log_axis(bins, fallback, name, label)
+    lo, hi = float(positive.min()) / DATA_MARGIN, float(positive.max()) * DATA_MARGIN
+    return _log_axis(bins, (lo, hi), name, label)
+
+
+#: Factor between a data-driven axis' edges and the run's extreme values.
+DATA_MARGIN = 1.25
+
+
+def _axes_like(
+    like: Mapping[str, hist.Hist] | None, name: str, *own: hist.axis.AxesMixin
+) -> tuple[hist.axis.AxesMixin, ...]:
+    """The reference run's axes for histogram ``name`` when there is one (the comparison
+    needs the same binning), else the run's own."""
+    if like is not None and name in like and like[name].ndim == len(own):
+        return tuple(like[name].axes)
+    return own
+
+
 def _new(name: str, title: str, *axes: hist.axis.AxesMixin) -> hist.Hist:
     return hist.Hist(*axes, storage=hist.storage.Double(), name=name, label=title)
 
@@ -139,38 +166,74 @@ def _finite(values: np.ndarray) -> np.ndarray:
 
 
 def build_histograms(
-    data: RecoArrays, pedestal: Any | None = None, config: QualityConfig = QualityConfig()
+    data: RecoArrays,
+    pedestal: Any | None = None,
+    config: QualityConfig = QualityConfig(),
+    like: Mapping[str, hist.Hist] | None = None,
 ) -> dict[str, hist.Hist]:
     """The run's monitoring histograms, keyed by name.
 
     ``pedestal`` is anything with ``.mean`` and ``.sigma`` per-pixel maps
     (``cygno.reco.pedestal.PedestalMaps``); without it the pedestal plots are skipped.
+    The cluster and picture histograms span this run's data; with ``like`` (a reference
+    run's histograms) they take its binning instead, so the two can be compared.
     """
     c = config
-    integral = _log_axis(c.integral_bins, c.integral_range, "integral", "cluster integral [ADC]")
-    spectrum = _new("sc_integral", "Cluster integral spectrum", integral)
+    label = "cluster integral [ADC]"
+    spectrum = _new(
+        "sc_integral",
+        "Cluster integral spectrum",
+        *_axes_like(
+            like,
+            "sc_integral",
+            _data_log_axis(data.sc_integral, c.integral_bins, c.integral_range, "integral", label),
+        ),
+    )
     spectrum.fill(_finite(data.sc_integral))
 
     both = np.isfinite(data.sc_integral) & np.isfinite(data.sc_length)
     length_vs_integral = _new(
         "sc_length_vs_integral",
         "Cluster length vs integral",
-        _log_axis(c.integral_bins // 2, c.integral_range, "integral", "cluster integral [ADC]"),
-        _log_axis(c.length_bins, c.length_range, "length", "cluster length [px]"),
+        *_axes_like(
+            like,
+            "sc_length_vs_integral",
+            _data_log_axis(
+                data.sc_integral[both], c.integral_bins // 2, c.integral_range, "integral", label
+            ),
+            _data_log_axis(
+                data.sc_length[both], c.length_bins, c.length_range, "length", "cluster length [px]"
+            ),
+        ),
     )
     length_vs_integral.fill(data.sc_integral[both], data.sc_length[both])
 
+    most = int(data.n_clusters.max()) if len(data.n_clusters) else 0
     per_picture = _new(
         "clusters_per_picture",
         "Clusters per picture",
-        hist.axis.Integer(0, c.clusters_max, name="nSc", label="clusters per picture"),
+        *_axes_like(
+            like,
+            "clusters_per_picture",
+            hist.axis.Integer(0, most + 2, name="nSc", label="clusters per picture"),
+        ),
     )
     per_picture.fill(data.n_clusters)
 
     cmos = _new(
         "cmos_integral",
         "CMOS integral per picture (spark monitor)",
-        _log_axis(c.cmos_bins, c.cmos_range, "cmos_integral", "picture integral [ADC]"),
+        *_axes_like(
+            like,
+            "cmos_integral",
+            _data_log_axis(
+                data.cmos_integral,
+                c.cmos_bins,
+                c.cmos_range,
+                "cmos_integral",
+                "picture integral [ADC]",
+            ),
+        ),
     )
     cmos.fill(_finite(data.cmos_integral))
 

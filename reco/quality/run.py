@@ -118,7 +118,9 @@ def run_quality(
     ``extra`` (e.g. tag, reco version) is merged into the summary.
     """
     data = reco if isinstance(reco, RecoArrays) else read_reco(reco)
-    histograms = build_histograms(data, pedestal, config)
+    histograms = build_histograms(
+        data, pedestal, config, like=reference.histograms if reference is not None else None
+    )
     fit = None
     if fe55 is not False:
         fit = fit_light_yield(

@@ -45,3 +45,24 @@ def test_a_sparking_run_is_flagged_plotted_and_raises_an_alarm(plat):
     )
     assert alarm["resource"]["cygno.flag"] == report.flag
     assert alarm["payload"]["reason"]
+
+
+def test_the_reference_is_a_run_of_the_same_geometry_or_none(plat):
+    from cygno.reco import quality as dq
+    from cygno.tasks.quality import _reference
+    from tests.reco.test_quality import _narrow_run
+
+    version = reco_version(load_config(plat.settings.reco_config))
+    prefix = keys.quality_prefix(version, "LNGS", 1)
+    lime = [2304, 2304]
+    report = dq.run_quality(
+        _narrow_run(), plat.store, prefix, extra={"picture_shape": lime, "reco_version": version}
+    )
+    plat.catalog.upsert_quality_report(
+        run=1, tag="LNGS", reco_version=version, uri=plat.store.uri(prefix + "summary.json"),
+        flag="good", summary=report.summary,
+    )  # fmt: skip
+    later = RecoOutput(2, "LNGS", version, "", "", 0, 0)
+
+    assert _reference(later, plat.store, lime).run == 5  # the reference file's own run
+    assert _reference(later, plat.store, [256, 256]) is None  # a 256×256 run: no reference

@@ -365,3 +365,43 @@ def test_light_yield_of_a_simulated_reconstructed_run(tmp_path, store):
     assert report.summary["run"] == 101
     assert report.summary["light_yield"] == pytest.approx(truth.light_yield, rel=0.05)
     assert report.summary["noise_mean"] == pytest.approx(float(maps.sigma.mean()))
+
+
+def _narrow_run(n_pictures: int = 50, most: int = 5) -> quality.RecoArrays:
+    """Pictures of 0..most clusters whose integrals all lie within 3000–3600 ADC."""
+    rng = np.random.default_rng(7)
+    n_clusters = rng.integers(0, most + 1, n_pictures)
+    total = int(n_clusters.sum())
+    return quality.RecoArrays(
+        run=5,
+        event=np.arange(n_pictures, dtype=float),
+        n_clusters=n_clusters,
+        cmos_integral=rng.uniform(2e6, 3e6, n_pictures),
+        sc_integral=rng.uniform(3000, 3600, total),
+        sc_length=rng.uniform(20, 40, total),
+        sc_width=rng.uniform(5, 10, total),
+        sc_tracklike=None,
+        pmt=None,
+    )
+
+
+def test_histogram_ranges_follow_the_data():
+    data = _narrow_run()
+    histograms = quality.build_histograms(data)
+
+    spectrum = histograms["sc_integral"]
+    lo, hi = spectrum.axes[0].edges[[0, -1]]
+    assert lo <= 3000 and hi >= 3600 and hi / lo < 2.5  # not 10²–10⁷
+    assert np.count_nonzero(spectrum.values()) > 10  # spread over bins, not one
+    per_picture = histograms["clusters_per_picture"].axes[0]
+    assert per_picture.edges[0] == 0 and per_picture.edges[-1] <= 8  # data in 0–5, not 0–100
+    assert histograms["clusters_per_picture"].sum() == len(data.n_clusters)
+
+
+def test_a_reference_lends_its_binning_so_the_runs_compare():
+    reference = quality.build_histograms(_narrow_run(most=3))
+    run = quality.build_histograms(_narrow_run(most=5), like=reference)
+    for name, h in run.items():
+        for mine, theirs in zip(h.axes, reference[name].axes, strict=True):
+            np.testing.assert_allclose(mine.edges, theirs.edges)
+        assert quality.compare_histograms(h, reference[name]) is not None
