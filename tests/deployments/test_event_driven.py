@@ -10,7 +10,6 @@ on the repository's prefect.yaml, ``prefect worker start`` as a child process.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -21,7 +20,7 @@ from starlette.testclient import TestClient
 from cygno.deployments.webapp import create_app
 from cygno.devtools.demo import minio_notification, process_runs_of
 from cygno.devtools.local_stack import REPO_ROOT, WORK_POOL
-from tests.flows.harness import platform, s3_overrides, wait_for
+from tests.flows.harness import platform, s3_overrides, stop_group, wait_for
 
 pytestmark = pytest.mark.slow
 TOKEN = "e2e-bridge-token"
@@ -112,8 +111,7 @@ def test_notification_to_completed_process_run(worker_env, tmp_path):
             f"{finished[0].state}\n{(tmp_path / 'worker.log').read_text()[-4000:]}"
         )
     finally:
-        os.killpg(worker.pid, signal.SIGTERM)
-        worker.wait(timeout=30)
+        stop_group(worker)
         log.close()
 
     record = plat.catalog.run(data.run_number, "LNGS")

@@ -194,3 +194,45 @@ def artifact(key: str) -> dict:
     body = {"artifacts": {"key": {"any_": [key]}}, "limit": 1, "offset": 0, "sort": "UPDATED_DESC"}
     (found,) = api_post("artifacts/filter", body)
     return found
+
+
+def gone(pid: int, timeout: float = 30.0) -> bool:
+    """Whether process ``pid`` ends (or is left a zombie) within ``timeout`` seconds: a
+    killed process takes a moment to go, longer on a loaded machine."""
+    import psutil
+
+    try:
+        process = psutil.Process(pid)
+        process.wait(timeout)
+    except psutil.NoSuchProcess:
+        return True
+    except psutil.TimeoutExpired:
+        try:
+            return process.status() == psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return True
+    return True
+
+
+def stop_group(process, grace: float = 30.0) -> None:
+    """End a child started with ``start_new_session=True`` and everything in its process
+    group: SIGTERM, then SIGKILL after ``grace`` seconds; return only once all are gone,
+    so nothing outlives the test (a worker that ignores SIGTERM must not take the next
+    test's flow run)."""
+    import contextlib
+    import signal
+    import subprocess
+
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, grace)):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            break
+        try:
+            process.wait(timeout=wait)
+            break
+        except subprocess.TimeoutExpired:
+            continue
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)  # children left in the group
+    process.wait()

@@ -30,6 +30,7 @@ from cygno.htcondor_runner.runner import (
     RemoteJobError,
 )
 from cygno.htcondor_runner.scheduler import JobSpec
+from tests.flows.harness import gone
 
 sys.path.insert(0, str(Path(__file__).parent))
 import test_runner_jobfns as jobfns
@@ -221,7 +222,7 @@ def test_flow_failure_removes_its_running_jobs(make_runner, tmp_path):
         sleeper_flow.with_options(task_runner=make_runner())(str(pidfile), 60, True)
     pid = int(pidfile.read_text())
     assert time.time() - started < 30
-    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    assert gone(pid)
     logs = list((tmp_path / "jobs").rglob("job-1.log"))
     assert logs, "the failed job's files are kept"
     kinds = [event.type for event in htcondor2.JobEventLog(str(logs[0])).events(stop_after=0)]
@@ -443,7 +444,7 @@ def test_cancelling_a_future_removes_its_job(make_runner, tmp_path):
     pidfile = tmp_path / "job.pid"
     outcome = cancel_future_flow.with_options(task_runner=make_runner())(str(pidfile))
     assert isinstance(outcome["value"], JobRemovedError)
-    assert not psutil.pid_exists(int(pidfile.read_text()))
+    assert gone(int(pidfile.read_text()))
 
 
 slow_with_timeout = task(timeout_seconds=3)(jobfns.sleep_with_pidfile)
