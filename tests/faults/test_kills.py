@@ -18,6 +18,7 @@ from cygno.htcondor_runner.runner import PAYLOAD_FILE
 from cygno.reco.config import load_config, reco_version
 from cygno.storage import keys
 
+
 def _payloads(plat) -> list:
     return sorted((plat.root / "jobs").glob(f"*/*/{PAYLOAD_FILE}"))
 
