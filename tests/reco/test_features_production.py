@@ -4,11 +4,6 @@ pictures of every kind (⁵⁵Fe spots, muons, electron and nuclear recoils, mix
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -20,6 +15,7 @@ from cygno.reco.pedestal import pedestal_from_frames
 from cygno.reco.reconstruct import Prepared
 from cygno.reco.simulate import make_camera, simulate_picture
 from tests.reco import naive
+from tests.root6 import requires_root, run_root
 
 SHAPE = (2304, 2304)
 KINDS = ("fe55", "muon", "er", "nr", "mixed")
@@ -131,11 +127,8 @@ def _root_profiles(root, hits, macro):
 
 
 _ROOT_WORKER = """
-import json, sys
 import numpy as np
-import ROOT
 from tests.reco.test_features_production import _root_profiles
-ROOT.gROOT.SetBatch(True)
 ROOT.TH1.AddDirectory(False)
 data = np.load(sys.argv[1])
 n = int(data["n"])
@@ -143,20 +136,14 @@ print(json.dumps([_root_profiles(ROOT, data[f"hits{i}"], data[f"macro{i}"]) for 
 """
 
 
+@requires_root
 def test_root_halves_of_the_definitions_agree_with_root_6(clusters, tmp_path):
-    """Histogram statistics and bounded Gaussian fits as ROOT 6 itself computes them (in
-    a fresh process: ROOT's JIT and numba's LLVM do not share one)."""
-    pytest.importorskip("ROOT", reason="ROOT 6 (the `root` wheel) is not installed")
+    """Histogram statistics and bounded Gaussian fits as ROOT 6 itself computes them."""
     arrays = {"n": len(clusters)}
     for i, (*_, hits, macro) in enumerate(clusters):
         arrays[f"hits{i}"], arrays[f"macro{i}"] = hits, macro
     np.savez(tmp_path / "clusters.npz", **arrays)
-    worker = subprocess.run(
-        [sys.executable, "-c", _ROOT_WORKER, str(tmp_path / "clusters.npz")],
-        capture_output=True, text=True, cwd=Path(__file__).parents[2], timeout=300,
-    )  # fmt: skip
-    assert worker.returncode == 0, worker.stderr[-3000:]
-    from_root = json.loads(worker.stdout.strip().splitlines()[-1])
+    from_root = run_root(_ROOT_WORKER, tmp_path / "clusters.npz")
     bad = []
     for (kind, row, ours, *_), values in zip(clusters, from_root, strict=True):
         bad += [f"{kind} cluster {row} {d} (ROOT)" for d in _differences(ours, values)]

@@ -15,6 +15,7 @@ from cygno.reco.pedestal import compute_pedestal
 from cygno.reco.reconstruct import reconstruct_file
 from cygno.reco.simulate import Geometry
 from cygno.reco.simulate.run import ENVIRONMENT_INPUTS, simulate_run
+from tests.root6 import requires_root, run_root
 
 SHAPE = (512, 512)
 
@@ -86,47 +87,64 @@ def reco_file(tmp_path_factory):
     return out
 
 
+_LEAVES = """
+f = ROOT.TFile.Open(sys.argv[1])
+leaves = f.Get("Events").GetListOfLeaves()
+counter = lambda leaf: leaf.GetLeafCount().GetName() if leaf.GetLeafCount() else None
+print(json.dumps({leaf.GetName(): [leaf.GetTypeName(), counter(leaf)] for leaf in leaves}))
+"""
+
+
+@requires_root
 def test_events_has_every_production_branch_with_its_type(reco_file):
-    root = pytest.importorskip("ROOT", reason="ROOT 6 (the `root` wheel) is not installed")
-    f = root.TFile.Open(str(reco_file))
-    tree = f.Get("Events")
-    leaves = {leaf.GetName(): leaf for leaf in tree.GetListOfLeaves()}
+    leaves = run_root(_LEAVES, reco_file)
     wanted = {n: "Int_t" for n in (*EVENT_I, "nSc", "nRedpix")}
     wanted |= {n: "Float_t" for n in (*EVENT_F, *SC_F)} | REDPIX
     missing = sorted(set(wanted) - set(leaves))
     assert not missing, f"branches production writes and we do not: {missing}"
-    wrong = {n: leaves[n].GetTypeName() for n, t in wanted.items() if leaves[n].GetTypeName() != t}
+    wrong = {n: leaves[n][0] for n, t in wanted.items() if leaves[n][0] != t}
     assert not wrong, f"types differ from production's: {wrong}"
     for name in SC_F:
-        assert leaves[name].GetLeafCount().GetName() == "nSc", name
+        assert leaves[name][1] == "nSc", name
     for name in REDPIX:
-        assert leaves[name].GetLeafCount().GetName() == "nRedpix", name
-    f.Close()
+        assert leaves[name][1] == "nRedpix", name
 
 
+_ENTRIES = """
+f = ROOT.TFile.Open(sys.argv[1])
+tree = f.Get("Events")
+names = ("Lime_pressure", "Mixture_Density", "nSc", "nRedpix")
+arrays = ("sc_redpixIdx", "sc_integral", "sc_size", "sc_xmin", "sc_xmax",
+          "redpix_ix", "redpix_iz")
+entries = [  # a macro's loop over the tree
+    {**{n: getattr(e, n) for n in names}, **{n: list(getattr(e, n)) for n in arrays}}
+    for e in tree
+]
+print(json.dumps({"entries": entries, "drawn": tree.Draw("redpix_iz", "", "goff")}))
+"""
+
+
+@requires_root
 def test_reduced_pixels_and_slow_control_read_as_analyses_do(reco_file):
-    root = pytest.importorskip("ROOT", reason="ROOT 6 (the `root` wheel) is not installed")
-    f = root.TFile.Open(str(reco_file))
-    tree = f.Get("Events")
+    read = run_root(_ENTRIES, reco_file)
     saved_pixels = 0
-    for entry in tree:  # a macro's loop: each cluster's pixels from its redpixIdx
-        assert entry.Lime_pressure == pytest.approx(ENVIRONMENT_INPUTS["P0IIn5"] * 100)
-        assert entry.Mixture_Density == pytest.approx(ENVIRONMENT_INPUTS["P3IIn6"] / 1000)
-        idx = [int(i) for i in entry.sc_redpixIdx]
-        for k in range(entry.nSc):
+    for entry in read["entries"]:  # each cluster's pixels from its redpixIdx
+        assert entry["Lime_pressure"] == pytest.approx(ENVIRONMENT_INPUTS["P0IIn5"] * 100)
+        assert entry["Mixture_Density"] == pytest.approx(ENVIRONMENT_INPUTS["P3IIn6"] / 1000)
+        idx = [int(i) for i in entry["sc_redpixIdx"]]
+        for k in range(entry["nSc"]):
             if idx[k] < 0:
-                assert entry.sc_integral[k] <= 850
+                assert entry["sc_integral"][k] <= 850
                 continue
-            stop = next((i for i in idx[k + 1 :] if i >= 0), entry.nRedpix)
-            assert stop - idx[k] == entry.sc_size[k]
-            iz = np.array([entry.redpix_iz[i] for i in range(idx[k], stop)])
-            assert iz.sum() == pytest.approx(entry.sc_integral[k], abs=0.05 * len(iz) + 1)
-            xs = [entry.redpix_ix[i] for i in range(idx[k], stop)]
-            assert min(xs) == entry.sc_xmin[k] and max(xs) == entry.sc_xmax[k]
+            stop = next((i for i in idx[k + 1 :] if i >= 0), entry["nRedpix"])
+            assert stop - idx[k] == entry["sc_size"][k]
+            iz = np.array(entry["redpix_iz"][idx[k] : stop])
+            assert iz.sum() == pytest.approx(entry["sc_integral"][k], abs=0.05 * len(iz) + 1)
+            xs = entry["redpix_ix"][idx[k] : stop]
+            assert min(xs) == entry["sc_xmin"][k] and max(xs) == entry["sc_xmax"][k]
             saved_pixels += stop - idx[k]
     assert saved_pixels > 0
-    assert tree.Draw("redpix_iz", "", "goff") == saved_pixels
-    f.Close()
+    assert read["drawn"] == saved_pixels
 
 
 def test_slow_control_follows_inpt_banks_and_refuses_code():

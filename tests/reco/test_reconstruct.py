@@ -18,6 +18,7 @@ from cygno.reco.reconstruct import reconstruct_file, reconstruct_picture
 from cygno.reco.simulate import Geometry
 from cygno.reco.simulate.run import RunTruth, simulate_run, truth_name
 from cygno.storage.checksum import adler32_of
+from tests.root6 import EVENTS_SUMMARY, requires_root, run_root
 
 SHAPE = (512, 512)
 N = 8
@@ -160,9 +161,8 @@ def test_energy_calibration_and_vignetting(tmp_path):
     assert on.hash != off.hash
 
 
+@requires_root
 def test_reco_and_merged_files_open_in_root6(run_files, config, tmp_path):
-    """Runs where ROOT 6 is importable (e.g. the `root` wheel); skipped otherwise."""
-    root = pytest.importorskip("ROOT", reason="ROOT 6 (the `root` wheel) is not installed")
     ped_path, data, _ = run_files
     pedestal = compute_pedestal(ped_path, max_pictures=12)
     parts = []
@@ -171,10 +171,8 @@ def test_reco_and_merged_files_open_in_root6(run_files, config, tmp_path):
         reconstruct_file(data, pedestal, config, events=(a, b), out_path=parts[-1])
     merged = rootio.merge(parts, tmp_path / "merged.root")
     expected = int(ak.sum(_arrays(merged)["nSc"]))
-    f = root.TFile.Open(str(merged))
-    events = f.Get("Events")
-    assert events.ClassName() == "TTree"
-    assert events.Draw("sc_integral", "", "goff") == expected > 0
-    assert f.Get("Reco_params").GetEntries() == 1
-    assert "reco_version" in str(f.Get("Reco_params_json").GetString())
-    f.Close()
+    read = run_root(EVENTS_SUMMARY, merged)
+    assert read["class"] == "TTree"
+    assert read["drawn"] == expected > 0
+    assert read["params"] == 1
+    assert "reco_version" in read["params_json"]

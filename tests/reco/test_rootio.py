@@ -11,6 +11,7 @@ import pytest
 import uproot
 
 from cygno.reco import rootio
+from tests.root6 import EVENTS_SUMMARY, requires_root, run_root
 
 
 def _event(run, event, n):
@@ -101,11 +102,10 @@ def test_empty_file_is_valid(tmp_path):
         assert "nSc" in f["Events"]
 
 
+@requires_root
 def test_opens_in_root6(tmp_path):
-    root = pytest.importorskip("ROOT", reason="ROOT 6 (the `root` wheel) is not installed")
     path = _write(tmp_path / "r.root", [_event(5, i, 2) for i in range(4)])
-    f = root.TFile.Open(str(path))
-    tree = f.Get("Events")
-    assert tree.GetEntries() == 4
-    assert tree.Draw("sc_integral", "", "goff") == 8
-    assert f.Get("Reco_params").GetEntries() == 1
+    read = run_root(EVENTS_SUMMARY, path)
+    assert read["entries"] == 4
+    assert read["drawn"] == 8
+    assert read["params"] == 1
