@@ -136,7 +136,7 @@ def _worker_and_descendants(plat: Platform) -> list[psutil.Process]:
 
 
 def test_a_worker_killed_mid_run_crashes_the_run_which_then_completes_once(stack):
-    pedestal, killed, following = stack.plat.simulate(runs=2, events=9, first_run=101)
+    pedestal, killed, following = stack.plat.simulate(runs=2, events=4, first_run=101)
     killed_uri = stack.plat.store.uri(killed.key)
     stack.notify(pedestal.key, pedestal.checksums.size)
     stack.notify(killed.key, killed.checksums.size)
@@ -201,7 +201,7 @@ def test_a_worker_killed_mid_run_crashes_the_run_which_then_completes_once(stack
     after = [run for run in stack.process_runs(killed_uri) if run["created"] > victim["created"]]
     assert [run["state_type"] for run in after] == ["COMPLETED"]
     record = stack.plat.catalog.run(killed.run_number, "LNGS")
-    assert len(record.reco) == 1 and record.reco[0].events == 9
+    assert len(record.reco) == 1 and record.reco[0].events == 4
 
 
 def test_a_scheduled_db_mirror_run_completes_within_its_interval(stack):
