@@ -69,9 +69,22 @@ def _running_process_run(api_url: str) -> bool:
     return any(run["state_type"] == "RUNNING" for run in runs)
 
 
-def test_demo_interrupted_mid_run_then_started_again_finishes_everything(tmp_path):
-    data = tmp_path / "data"
-    env = _demo_env(data)
+@pytest.fixture
+def demo_env(tmp_path):
+    """The demo's environment; whatever a failed or timed-out demo left running is
+    stopped afterwards (`cygno stack down` on the same data directory)."""
+    env = _demo_env(tmp_path / "data")
+    try:
+        yield env
+    finally:
+        subprocess.run([CYGNO, "stack", "down"], env=env, capture_output=True, timeout=120)
+
+
+# Two full demos (four runs, two stack start-ups) on a loaded 2-core machine.
+@pytest.mark.timeout(1500)
+def test_demo_interrupted_mid_run_then_started_again_finishes_everything(tmp_path, demo_env):
+    env = demo_env
+    data = Path(env["CYGNO_DATA_DIR"])
     api_url = f"http://127.0.0.1:{env['CYGNO_STACK_PREFECT_PORT']}/api"
 
     # First demo: Ctrl+C while a run is being processed.
@@ -93,8 +106,8 @@ def test_demo_interrupted_mid_run_then_started_again_finishes_everything(tmp_pat
 
     # Second demo, same data directory: new runs and the interrupted one complete.
     result = subprocess.run(
-        [CYGNO, "demo", "--once", *SMALL, "--timeout", "500"],
-        env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=700,
+        [CYGNO, "demo", "--once", *SMALL, "--timeout", "900"],
+        env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=1000,
     )  # fmt: skip
     output = result.stdout + result.stderr
     assert result.returncode == 0, (tmp_path / "first.log").read_text()[-3000:] + output[-6000:]
