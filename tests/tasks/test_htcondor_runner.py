@@ -290,15 +290,17 @@ def test_idle_warm_workers_end_with_the_flow_process(tmp_path, stop):
     env = dict(os.environ, PREFECT_API_URL=PREFECT_API_URL.value())
     flow_process = subprocess.Popen([sys.executable, str(script)], env=env)
     try:
-        deadline = time.time() + 60
+        deadline = time.time() + 120
         while not ready.exists() and time.time() < deadline:
+            assert flow_process.poll() is None, "the flow process ended before its flow ran"
             time.sleep(0.1)
+        assert ready.exists(), "the flow did not finish within 120 s"
         workers = [
             child
             for child in psutil.Process(flow_process.pid).children(recursive=True)
             if "htcondor_runner.warm" in " ".join(child.cmdline())
         ]
-        assert len(workers) == 1, "one idle warm worker after the flow run"
+        assert len(workers) == 1, f"one idle warm worker after the flow run, not {workers}"
         flow_process.send_signal(stop)
         flow_process.wait(timeout=30)
         _, alive = psutil.wait_procs(workers, timeout=10)
