@@ -21,8 +21,10 @@ $(KERNELS): $(STAMP) $(wildcard reco/*.py reco/clustering/*.py)
 	$(BIN)/cygno warmup
 	touch $(KERNELS)
 
+# Three workers on two cores: the end-to-end tests mostly wait (heartbeats, schedules,
+# servers starting); each test file stays on one worker (module fixtures start once).
 test: venv
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 3 --dist loadfile
 
 demo: venv
 	$(BIN)/cygno demo
