@@ -23,7 +23,6 @@ QUARANTINE_PREFIX = "quarantine/"
 PEDESTALS_PREFIX = "pedestals/"
 RECO_PREFIX = "reco/"
 QUALITY_PREFIX = "quality/"
-STAGING_PREFIX = "staging/"
 SUPERSEDED_PREFIX = "superseded/"
 
 #: Compression suffixes the DAQ may give a raw file; ``.mid.gz`` is what LIME writes.
@@ -36,8 +35,6 @@ TAG_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,31}")
 VERSION_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}")
 #: Lineage ids (storage.lineage.digest): short lower-case hex digests.
 _LINEAGE = re.compile(r"[0-9a-f]{8,64}")
-#: One path component for staging and other free-form parts.
-PART_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+=@-]{0,127}")
 
 # ASCII digits only (``\d`` would take "٠٠٠٠٢" as run 2); the run part is checked
 # against its one canonical spelling by :func:`_canonical_run`.
@@ -214,11 +211,3 @@ def superseded_key(key: str, tag: str, run: int, version: int) -> str:
     if not isinstance(version, int) or version < 1:
         raise ValueError(f"raw file version must be a positive integer, got {version!r}")
     return f"{SUPERSEDED_PREFIX}{validate_tag(tag)}/{_run(run)}/v{version}/{validate_key(key)}"
-
-
-def staging_prefix(*parts: str) -> str:
-    """``staging/`` or ``staging/<part>/…/`` for HTCondor payloads (parts validated)."""
-    for part in parts:
-        if not isinstance(part, str) or not PART_PATTERN.fullmatch(part):
-            raise ValueError(f"invalid staging path part {part!r}")
-    return STAGING_PREFIX + "".join(f"{part}/" for part in parts)

@@ -23,8 +23,6 @@ def test_builders_follow_the_architecture_layout():
         "reco/0.1.0+3f9a1c2e/LNGS/reco_run01234.root"
     )
     assert keys.quality_prefix("0.1.0+3f9a1c2e", "MAN", 5) == "quality/0.1.0+3f9a1c2e/MAN/run00005/"
-    assert keys.staging_prefix() == "staging/"
-    assert keys.staging_prefix("flow-run-1", "chunk0") == "staging/flow-run-1/chunk0/"
 
 
 def test_run_numbers_beyond_five_digits_are_not_truncated():
@@ -111,8 +109,6 @@ def test_validate_prefix_allows_empty_and_trailing_slash_only():
         lambda: keys.raw_key("LNGS", 1, ".gz"),
         lambda: keys.reco_key("../v", "LNGS", 1),
         lambda: keys.reco_key("1.0/x", "LNGS", 1),
-        lambda: keys.staging_prefix(".."),
-        lambda: keys.staging_prefix("a/b"),
     ],
 )
 def test_builders_refuse_bad_parts(builder):
