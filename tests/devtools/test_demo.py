@@ -81,6 +81,7 @@ def demo_env(tmp_path):
 
 
 # Two full demos (four runs, two stack start-ups) on a loaded 2-core machine.
+@pytest.mark.e2e
 @pytest.mark.timeout(1500)
 def test_demo_interrupted_mid_run_then_started_again_finishes_everything(tmp_path, demo_env):
     env = demo_env

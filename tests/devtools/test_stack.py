@@ -135,6 +135,7 @@ def _worker_and_descendants(plat: Platform) -> list[psutil.Process]:
     return [process, *process.children(recursive=True)]
 
 
+@pytest.mark.e2e
 def test_a_worker_killed_mid_run_crashes_the_run_which_then_completes_once(stack):
     pedestal, killed, following = stack.plat.simulate(runs=2, events=4, first_run=101)
     killed_uri = stack.plat.store.uri(killed.key)
@@ -204,6 +205,7 @@ def test_a_worker_killed_mid_run_crashes_the_run_which_then_completes_once(stack
     assert len(record.reco) == 1 and record.reco[0].events == 4
 
 
+@pytest.mark.e2e
 def test_a_scheduled_db_mirror_run_completes_within_its_interval(stack):
     """The server's scheduler creates db-mirror runs every 180 s and the worker runs
     them: one has completed by now, or does within one interval."""

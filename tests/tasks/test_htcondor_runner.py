@@ -265,7 +265,11 @@ def test_flow_process_sigterm_removes_jobs(tmp_path):
         flow_process.kill()
 
 
-@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "kill"])
+@pytest.mark.parametrize(
+    "stop",
+    [pytest.param(signal.SIGINT, marks=pytest.mark.e2e), signal.SIGKILL],
+    ids=["ctrl-c", "kill"],
+)
 def test_idle_warm_workers_end_with_the_flow_process(tmp_path, stop):
     """Ctrl+C (or a kill) of the flow process leaves no warm worker behind."""
     ready = tmp_path / "ready"
