@@ -188,6 +188,37 @@ class Database:
         row, _ = _upsert(session, m.Run, {"run_number": int(run), "tag": validate_tag(tag)}, {})
         return row
 
+    def _upsert_of_version(
+        self, model: type, run: int, tag: str, reco_version: str, values: Mapping[str, Any]
+    ) -> bool:
+        """Insert or update ``model``'s row of (run, reco version): the products made once
+        per reconstruction version (outputs, quality reports). True if anything changed."""
+
+        def work(session: Session) -> bool:
+            key = {"run_id": self._run_row(session, run, tag).id, "reco_version": reco_version}
+            return _upsert(session, model, key, values)[1]
+
+        return self._write(work)
+
+    def _row_of_version(
+        self, model: type, run: int, tag: str, reco_version: str, to_record: Callable[..., R]
+    ) -> R | None:
+        """``model``'s row of (run, reco version) as a record, or None."""
+
+        def work(session: Session) -> R | None:
+            row = session.execute(
+                sa.select(model, m.Run)
+                .join_from(model, m.Run)
+                .where(
+                    m.Run.run_number == run,
+                    m.Run.tag == tag,
+                    model.reco_version == reco_version,
+                )
+            ).first()
+            return None if row is None else to_record(*row)
+
+        return self._read(work)
+
     @staticmethod
     def _find_run(session: Session, run: int, tag: str) -> m.Run | None:
         return session.scalars(sa.select(m.Run).filter_by(run_number=run, tag=tag)).one_or_none()

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from cygno.storage.catalog import models as m
-from cygno.storage.catalog.database import Database, _check, _upsert
+from cygno.storage.catalog.database import Database, _check
 from cygno.storage.catalog.records import QualityRecord
 from cygno.storage.catalog.sql import json_normalise
 from cygno.storage.keys import validate_version
@@ -40,28 +40,10 @@ class Quality(Database):
             "summary": json_normalise(summary),
             "lineage": lineage,
         }
-
-        def work(session: Session) -> bool:
-            run_row = self._run_row(session, run, tag)
-            key = {"run_id": run_row.id, "reco_version": version}
-            return _upsert(session, m.QualityReport, key, values)[1]
-
-        return self._write(work)
+        return self._upsert_of_version(m.QualityReport, run, tag, version, values)
 
     def quality_report(self, run: int, tag: str, reco_version: str) -> QualityRecord | None:
-        def work(session: Session) -> QualityRecord | None:
-            row = session.execute(
-                sa.select(m.QualityReport, m.Run)
-                .join_from(m.QualityReport, m.Run)
-                .where(
-                    m.Run.run_number == run,
-                    m.Run.tag == tag,
-                    m.QualityReport.reco_version == reco_version,
-                )
-            ).first()
-            return None if row is None else self._quality_record(*row)
-
-        return self._read(work)
+        return self._row_of_version(m.QualityReport, run, tag, reco_version, self._quality_record)
 
     def reference_runs(self, run: int, tag: str, reco_version: str, limit: int = 5) -> list[int]:
         """Candidates for the reference of ``run``, latest first: earlier runs of the same

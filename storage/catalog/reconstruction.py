@@ -6,7 +6,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from cygno.storage.catalog import models as m
-from cygno.storage.catalog.database import Database, _check, _upsert
+from cygno.storage.catalog.database import Database, _check
 from cygno.storage.catalog.records import RecoOutputRecord
 from cygno.storage.keys import validate_version
 
@@ -38,28 +38,10 @@ class Reconstruction(Database):
             "state": state,
             "lineage": lineage,
         }
-
-        def work(session: Session) -> bool:
-            run_row = self._run_row(session, run, tag)
-            key = {"run_id": run_row.id, "reco_version": version}
-            return _upsert(session, m.RecoOutput, key, values)[1]
-
-        return self._write(work)
+        return self._upsert_of_version(m.RecoOutput, run, tag, version, values)
 
     def reco_output(self, run: int, tag: str, reco_version: str) -> RecoOutputRecord | None:
-        def work(session: Session) -> RecoOutputRecord | None:
-            row = session.execute(
-                sa.select(m.RecoOutput, m.Run)
-                .join_from(m.RecoOutput, m.Run)
-                .where(
-                    m.Run.run_number == run,
-                    m.Run.tag == tag,
-                    m.RecoOutput.reco_version == reco_version,
-                )
-            ).first()
-            return None if row is None else self._reco_record(*row)
-
-        return self._read(work)
+        return self._row_of_version(m.RecoOutput, run, tag, reco_version, self._reco_record)
 
     def runs_lacking(
         self,
