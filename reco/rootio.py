@@ -26,6 +26,7 @@ import uproot
 from cygno.reco import slowcontrol
 from cygno.reco.features import BRANCHES, INT_BRANCHES, REDPIX_BRANCHES, REDPIX_INDEX
 from cygno.reco.pmt import merge_pmt
+from cygno.reco.treetypes import list_of_records
 
 TREE = "Events"
 PARAMS_TREE = "Reco_params"
@@ -101,15 +102,6 @@ def _jagged_record(
     return ak.zip(contents, depth_limit=None)
 
 
-def _list_of_records(fields: Mapping[str, str], prefix: str) -> ak.types.Type:
-    """`var * {name: type, …}` as an awkward type object (a datashape string would be
-    parsed by awkward's grammar, which costs more than the rest of the file set-up)."""
-    record = ak.types.RecordType(
-        [ak.types.NumpyType(t) for t in fields.values()], [n[len(prefix) :] for n in fields]
-    )
-    return ak.types.ListType(record)
-
-
 def _counter(record: str) -> str:
     return COUNTER if record == "sc" else REDPIX_COUNTER
 
@@ -130,8 +122,8 @@ class RecoWriter:
         self._file = uproot.recreate(self._tmp)
         types = {
             **EVENT_BRANCHES,
-            "sc": _list_of_records(self.cluster_fields, "sc_"),
-            "redpix": _list_of_records(REDPIX_BRANCHES, "redpix_"),
+            "sc": list_of_records(self.cluster_fields, "sc_"),
+            "redpix": list_of_records(REDPIX_BRANCHES, "redpix_"),
         }
         self._tree = self._file.mktree(TREE, types, counter_name=_counter)
         # the reduced pixels are most of the file's bytes: LZ4 (which ROOT 6 reads) packs

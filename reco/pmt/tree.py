@@ -20,6 +20,7 @@ import uproot
 
 from cygno.reco.pmt.event import PMTColumns, PMTReconstructor
 from cygno.reco.pmt.params import PMTParams
+from cygno.reco.treetypes import list_of_records
 
 PMT_TREE = "PMT_Events"
 AVG_TREE = "PMT_Avg_Events"
@@ -61,8 +62,7 @@ TREES = {PMT_TREE: WF_BRANCHES, AVG_TREE: AVG_BRANCHES}
 
 
 def _types(scalars: dict[str, str]) -> dict[str, Any]:
-    record = ", ".join(f"{name}: {dtype}" for name, dtype in PEAK_BRANCHES.items())
-    return {**scalars, PEAK_RECORD: f"var * {{{record}}}"}
+    return {**scalars, PEAK_RECORD: list_of_records(PEAK_BRANCHES)}
 
 
 class PMTTrees:
