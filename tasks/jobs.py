@@ -15,7 +15,6 @@ from cygno.reco.config import RecoConfig
 from cygno.reco.pedestal import PedestalMaps
 from cygno.reco.reconstruct import reconstruct_file
 from cygno.storage.midas import EventIndex
-from cygno.tasks import resources
 from cygno.tasks.models import Chunk, ChunkOutput, Pedestal, RawFile
 
 
@@ -68,6 +67,8 @@ def reconstruct_chunk(
     `access` (a pool job) the inputs are read through its URLs; without, through the
     store the settings name."""
     if access is None:
+        from cygno.tasks import resources  # settings: only where the job shares the store
+
         store = resources.store()
         pedestal_bytes = store.get_bytes(pedestal.key)
         opened = store.open(raw.key, "rb")
