@@ -107,6 +107,21 @@ def fresh_database(backend: str, tmp_path) -> Iterator[str]:
         admin.dispose()
 
 
+@pytest.fixture
+def store(tmp_path, monkeypatch):
+    """The object store the settings name (tasks build theirs from the settings, as on a
+    worker): a fresh ``file://`` root with a SQLite catalog beside it. Test modules with a
+    store of their own define their own ``store``."""
+    from cygno.settings import get_settings
+    from cygno.tasks import resources
+
+    monkeypatch.setenv("CYGNO_STORE_URL", (tmp_path / "store").as_uri())
+    monkeypatch.setenv("CYGNO_CATALOG_URL", f"sqlite:///{tmp_path / 'catalog.db'}")
+    get_settings.cache_clear()
+    yield resources.store()
+    get_settings.cache_clear()
+
+
 @pytest.fixture(scope="session")
 def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """ONE ephemeral Prefect server for the session (~10 s to start); its API URL."""

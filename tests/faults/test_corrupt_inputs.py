@@ -15,7 +15,6 @@ import zlib
 import psutil
 import pytest
 
-from cygno.settings import get_settings
 from cygno.storage import keys, midas
 from cygno.storage.checksum import adler32_of as _adler32_of
 from cygno.storage.midas.errors import MAX_DEFECTS_KEPT
@@ -24,15 +23,6 @@ from cygno.tasks.ingest import CorruptRawFile, _retry_if_transient, ingest
 from tests.storage.test_midas import write_run
 
 RUN = 21
-
-
-@pytest.fixture
-def store(tmp_path, monkeypatch):
-    monkeypatch.setenv("CYGNO_STORE_URL", (tmp_path / "store").as_uri())
-    monkeypatch.setenv("CYGNO_CATALOG_URL", f"sqlite:///{tmp_path / 'catalog.db'}")
-    get_settings.cache_clear()
-    yield resources.store()
-    get_settings.cache_clear()
 
 
 def good_run(tmp_path) -> bytes:

@@ -229,9 +229,11 @@ def test_flow_failure_removes_its_running_jobs(make_runner, tmp_path):
     assert kinds[-1] == htcondor2.JobEventType.JOB_ABORTED
 
 
-def test_flow_process_sigterm_removes_jobs(tmp_path):
-    """A cancelled deployment run gets SIGTERM: its jobs must not survive it."""
-    pidfile = tmp_path / "job.pid"
+def _start_flow_process(tmp_path: Path, body: str, after: str = "") -> subprocess.Popen:
+    """A separate flow process, as a deployment run is, whose flow runs ``body`` on a local
+    runner of one worker, then ``after``; it reports to the suite's Prefect server."""
+    from prefect.settings import PREFECT_API_URL
+
     script = tmp_path / "flow_script.py"
     script.write_text(
         "import sys\n"
@@ -243,13 +245,19 @@ def test_flow_process_sigterm_removes_jobs(tmp_path):
         f" job_dir={str(tmp_path / 'jobs')!r}, environment={JOBFNS_ENV!r})\n"
         "@flow(task_runner=runner)\n"
         "def f():\n"
-        f"    task(jobfns.sleep_with_pidfile).submit({str(pidfile)!r}, 120).wait()\n"
-        "f()\n"
+        f"    {body}\n"
+        f"f()\n{after}\n"
     )
-    from prefect.settings import PREFECT_API_URL
-
     env = dict(os.environ, PREFECT_API_URL=PREFECT_API_URL.value())
-    flow_process = subprocess.Popen([sys.executable, str(script)], env=env)
+    return subprocess.Popen([sys.executable, str(script)], env=env)
+
+
+def test_flow_process_sigterm_removes_jobs(tmp_path):
+    """A cancelled deployment run gets SIGTERM: its jobs must not survive it."""
+    pidfile = tmp_path / "job.pid"
+    flow_process = _start_flow_process(
+        tmp_path, f"task(jobfns.sleep_with_pidfile).submit({str(pidfile)!r}, 120).wait()"
+    )
     try:
         pid = _pid_when_written(pidfile, timeout=60)
         flow_process.send_signal(signal.SIGTERM)
@@ -273,26 +281,12 @@ def test_flow_process_sigterm_removes_jobs(tmp_path):
 def test_idle_warm_workers_end_with_the_flow_process(tmp_path, stop):
     """Ctrl+C (or a kill) of the flow process leaves no warm worker behind."""
     ready = tmp_path / "ready"
-    script = tmp_path / "flow_script.py"
-    script.write_text(
-        "import sys, time, pathlib\n"
-        f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
-        "from prefect import flow, task\n"
-        "from cygno.htcondor_runner import HTCondorTaskRunner\n"
-        "import test_runner_jobfns as jobfns\n"
-        "runner = HTCondorTaskRunner(backend='local', max_workers=1,"
-        f" job_dir={str(tmp_path / 'jobs')!r}, environment={JOBFNS_ENV!r})\n"
-        "@flow(task_runner=runner)\n"
-        "def f():\n"
-        "    return task(jobfns.trivial).submit(1).result()\n"
-        "f()\n"
-        f"pathlib.Path({str(ready)!r}).write_text('idle')\n"
-        "time.sleep(120)\n"
+    flow_process = _start_flow_process(
+        tmp_path,
+        "task(jobfns.trivial).submit(1).result()",
+        after=f"import pathlib, time\npathlib.Path({str(ready)!r}).write_text('idle')\n"
+        "time.sleep(120)",
     )
-    from prefect.settings import PREFECT_API_URL
-
-    env = dict(os.environ, PREFECT_API_URL=PREFECT_API_URL.value())
-    flow_process = subprocess.Popen([sys.executable, str(script)], env=env)
     try:
         deadline = time.time() + 120
         while not ready.exists() and time.time() < deadline:

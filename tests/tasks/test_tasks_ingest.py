@@ -7,19 +7,9 @@ import json
 import pytest
 
 from cygno.reco.simulate.run import simulate_run
-from cygno.settings import get_settings
 from cygno.storage import keys
 from cygno.tasks import resources
 from cygno.tasks.ingest import CorruptRawFile, NoSuchRawFile, _retry_if_transient, ingest
-
-
-@pytest.fixture
-def store(tmp_path, monkeypatch):
-    monkeypatch.setenv("CYGNO_STORE_URL", (tmp_path / "store").as_uri())
-    monkeypatch.setenv("CYGNO_CATALOG_URL", f"sqlite:///{tmp_path / 'catalog.db'}")
-    get_settings.cache_clear()
-    yield resources.store()
-    get_settings.cache_clear()
 
 
 def _upload(store, run: int, cut: float | None = None) -> str:
