@@ -11,18 +11,17 @@ import pytest
 from cygno.storage import keys
 from cygno.tasks import resources
 from cygno.tasks.ingest import CorruptRawFile, NoSuchRawFile, ingest
-from tests.faults.test_corrupt_inputs import store  # noqa: F401  (the fixture)
 
 KEY = keys.raw_key("LNGS", 31)
 
 
-def _reasons(store) -> dict[str, dict]:  # noqa: F811
+def _reasons(store) -> dict[str, dict]:
     return {
         k: json.loads(store.get_bytes(k)) for k in store.list("quarantine/") if k.endswith(".json")
     }
 
 
-def test_a_second_corrupt_upload_never_overwrites_the_first(store):  # noqa: F811
+def test_a_second_corrupt_upload_never_overwrites_the_first(store):
     uploads = [b"first corrupt upload", b"second, different corrupt upload", b"third"]
     for data in uploads:
         store.put_bytes(KEY, data)
@@ -39,7 +38,7 @@ def test_a_second_corrupt_upload_never_overwrites_the_first(store):  # noqa: F81
     assert sorted(rows) == sorted(store.uri(t) for t in targets)
 
 
-def test_two_runs_racing_on_one_corrupt_file(store):  # noqa: F811
+def test_two_runs_racing_on_one_corrupt_file(store):
     data = b"\x1f\x8b" + bytes(5000)  # a gzip magic and nothing valid after it
     for _ in range(5):  # a few rounds: the interleaving differs each time
         store.put_bytes(KEY, data)
