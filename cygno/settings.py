@@ -31,6 +31,10 @@ class Settings(BaseSettings):
         description="Object store root: file:///… or s3://bucket",
     )
     s3_endpoint_url: str | None = None
+    s3_region: str = Field(
+        default="us-east-1",
+        description="Region the S3 endpoint signs with (SigV4 scope of presigned URLs)",
+    )
     s3_access_key_id: SecretStr | None = None
     s3_secret_access_key: SecretStr | None = None
     catalog_url: str = Field(
@@ -102,6 +106,7 @@ class Settings(BaseSettings):
         options: dict = {}
         if self.s3_endpoint_url:
             options["endpoint_url"] = self.s3_endpoint_url
+        options["client_kwargs"] = {"region_name": self.s3_region}
         if self.s3_access_key_id and self.s3_secret_access_key:
             options["key"] = self.s3_access_key_id.get_secret_value()
             options["secret"] = self.s3_secret_access_key.get_secret_value()

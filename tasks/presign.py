@@ -24,7 +24,7 @@ URL_LIFETIME_SECONDS = 24 * 3600
 
 
 @lru_cache(maxsize=4)
-def _s3_client(endpoint_url: str | None, key: str | None, secret: str | None):
+def _s3_client(endpoint_url: str | None, region: str, key: str | None, secret: str | None):
     """A botocore client for signing only: signing is local, it sends nothing."""
     import botocore.session
     from botocore.config import Config
@@ -34,7 +34,7 @@ def _s3_client(endpoint_url: str | None, key: str | None, secret: str | None):
         endpoint_url=endpoint_url,
         aws_access_key_id=key,
         aws_secret_access_key=secret,
-        region_name="us-east-1",
+        region_name=region,
         config=Config(signature_version="s3v4", s3={"addressing_style": "path"}),
     )
 
@@ -45,7 +45,9 @@ def object_url(store: ObjectStore, key: str, settings: Settings) -> str:
         return store.uri(key)
     options = settings.storage_options()
     bucket, _, prefix = store.url.removeprefix("s3://").partition("/")
-    client = _s3_client(options.get("endpoint_url"), options.get("key"), options.get("secret"))
+    client = _s3_client(
+        options.get("endpoint_url"), settings.s3_region, options.get("key"), options.get("secret")
+    )
     return client.generate_presigned_url(
         "get_object",
         Params={"Bucket": bucket, "Key": f"{prefix}/{key}" if prefix else key},

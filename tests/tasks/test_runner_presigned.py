@@ -90,3 +90,18 @@ def test_a_chunk_job_without_keys_reconstructs_through_presigned_urls(s3_run):
     assert remote.pictures == local.pictures == 3
     assert remote.clusters == local.clusters and remote.clusters > 0
     assert remote.vetoed == local.vetoed
+
+
+def test_presigned_urls_are_signed_for_the_configured_region(s3_run, monkeypatch):
+    """A SigV4 signature is scoped to a region: a site outside us-east-1 sets CYGNO_S3_REGION."""
+    from cygno.settings import get_settings
+
+    plat, _raw, pedestal = s3_run
+    monkeypatch.setenv("CYGNO_S3_REGION", "eu-south-1")
+    get_settings.cache_clear()
+    settings = get_settings()
+    assert settings.storage_options()["client_kwargs"] == {"region_name": "eu-south-1"}
+    url = presign.object_url(plat.store, pedestal.key, settings)
+    (credential,) = parse_qs(urlparse(url).query)["X-Amz-Credential"]
+    assert credential.split("/")[2] == "eu-south-1"
+    get_settings.cache_clear()
