@@ -54,10 +54,11 @@ class RunnerOptions:
         queue_check_seconds: how often to ask the scheduler whether a silent job still
             exists (vanished-job detection; default 0.5 local, 60 htcondor).
         keep_job_files: keep logs/stdout/stderr of successful jobs too.
-        payload_max_age_seconds: a payload older than this is left by a flow process
-            that was killed (a live job's payload is removed when its task ends, however
-            it ends); each runner deletes such payloads when it starts. Longer than any
-            task attempt may take.
+        payload_max_age_seconds: a live job's payload is removed when its task ends,
+            however it ends; one left by a killed flow process is removed by the next
+            runner that starts on its host (the directory names its owner process), and
+            one of unknown owner (another host's) once it is older than this. Longer
+            than any task attempt may take.
     """
 
     backend: Literal["local", "htcondor"] = "local"

@@ -50,6 +50,7 @@ from . import payload
 from .eventlog import HOLD_CODE_MEMORY
 from .options import RunnerOptions
 from .scheduler import JobId, JobSpec, Scheduler
+from .staging import PAYLOAD_FILE, claim, remove_orphaned_payloads
 
 if TYPE_CHECKING:
     import logging
@@ -58,7 +59,6 @@ if TYPE_CHECKING:
     from prefect.tasks import Task
 
 JOB_MODULE = f"{__package__}.job"
-PAYLOAD_FILE = "payload.pkl"
 RESULT_FILE = "result.pkl"
 
 
@@ -160,22 +160,6 @@ class HTCondorFuture(PrefectConcurrentFuture[Any]):
         return self._runner._remove_job(self.task_run_id, "task run future cancelled", True)
 
 
-def remove_stale_payloads(job_dir: Path, max_age_seconds: float) -> int:
-    """Delete payloads older than ``max_age_seconds`` under ``job_dir``: left by a flow
-    process that was killed before its ``finally`` ran (they may hold presigned URLs).
-    Returns how many were removed."""
-    cutoff = time.time() - max_age_seconds
-    removed = 0
-    for path in job_dir.glob(f"*/*/{PAYLOAD_FILE}") if job_dir.is_dir() else ():
-        try:
-            if path.stat().st_mtime < cutoff:
-                path.unlink()
-                removed += 1
-        except FileNotFoundError:
-            continue  # another runner removed it first
-    return removed
-
-
 class HTCondorTaskRunner(TaskRunner[HTCondorFuture]):
     """Run each submitted task's function call as an HTCondor (or local) job.
 
@@ -219,7 +203,7 @@ class HTCondorTaskRunner(TaskRunner[HTCondorFuture]):
     def __enter__(self) -> Self:
         super().__enter__()
         o = self.options
-        remove_stale_payloads(o.job_dir, o.payload_max_age_seconds)
+        remove_orphaned_payloads(o.job_dir, o.payload_max_age_seconds)
         threads = 2 * o.max_workers if o.backend == "local" else o.max_workers
         self._closing = False
         self._executor = concurrent.futures.ThreadPoolExecutor(
@@ -353,6 +337,7 @@ class HTCondorTaskRunner(TaskRunner[HTCondorFuture]):
         attempt = f"{task_run.id}-{task_run.run_count}"
         workdir = self.options.job_dir / batch / f"{_safe_name(task_run.name)}-{attempt}"
         workdir.mkdir(parents=True, exist_ok=True)
+        claim(workdir)  # before the payload: a runner after a kill tells whose it is
         if self.options.prepare_call:
             args, kwargs = _resolve(self.options.prepare_call)(fn, args, kwargs)
         payload.write_bytes(workdir / PAYLOAD_FILE, payload.dump_call(fn, args, kwargs))
