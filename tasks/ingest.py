@@ -12,6 +12,7 @@ from prefect import task
 from prefect.tasks import exponential_backoff
 
 from cygno.storage import keys, midas
+from cygno.storage.catalog.runs import RunHasRawFile
 from cygno.storage.lineage import Product, is_done
 from cygno.tasks import resources
 from cygno.tasks.models import RawFile
@@ -94,20 +95,24 @@ def _quarantine(key: str, tag: str, run: int, reason: str, report) -> str:
 
 
 def _catalogue(uri: str, tag: str, run: int, report, **fields) -> None:
-    """Record the run and the raw file as ``report`` found it."""
+    """Record the run and the raw file as ``report`` found it; a second raw file of the
+    run is refused here too, atomically (two keys of one run arriving at once)."""
     catalog = resources.catalog()
     catalog.upsert_run(run, tag)
-    catalog.upsert_raw_file(
-        uri=uri,
-        run=run,
-        tag=tag,
-        size=report.size,
-        adler32=report.adler32,
-        md5=report.md5,
-        events=report.events,
-        pictures=report.pictures,
-        **fields,
-    )
+    try:
+        catalog.upsert_raw_file(
+            uri=uri,
+            run=run,
+            tag=tag,
+            size=report.size,
+            adler32=report.adler32,
+            md5=report.md5,
+            events=report.events,
+            pictures=report.pictures,
+            **fields,
+        )
+    except RunHasRawFile as error:
+        raise SecondRawFile(str(error)) from None
 
 
 def _raise_missing(store, key: str, found: str | None = None) -> NoReturn:
@@ -122,14 +127,12 @@ def _raise_missing(store, key: str, found: str | None = None) -> NoReturn:
 
 
 def _refuse_second_file(uri: str, tag: str, run: int) -> None:
-    """One raw file per run: another ingested key of the same run refuses this one."""
+    """One raw file per run: another ingested key of the same run refuses this one
+    before it is read (the catalog refuses it again when both arrive at once)."""
     known = resources.catalog().run(run, tag)
     raw = known.raw if known is not None else None
     if raw is not None and raw.state == "ingested" and raw.uri != uri:
-        raise SecondRawFile(
-            f"{uri} is a second raw file for {tag} run {run}, which already has "
-            f"{raw.uri}; refused (remove or rename one of them)"
-        )
+        raise SecondRawFile(str(RunHasRawFile(uri, run, tag, raw.uri)))
 
 
 @task(

@@ -26,6 +26,19 @@ RUN_FIELDS = ("pedestal_run", "run_type", "start_time", "stop_time", "events")
 BAD_TAPE_STATES = tuple(state for state in m.TAPE_STATES if state != "ok")
 
 
+class RunHasRawFile(ValueError):
+    """The run already has an ingested raw file under another URI (``.mid`` beside
+    ``.mid.gz``): one run, one raw file. Decided inside the write's transaction, with the
+    run's row locked, so two keys of one run arriving at once end with one row."""
+
+    def __init__(self, uri: str, run: int, tag: str, other: str) -> None:
+        self.uri, self.other = uri, other
+        super().__init__(
+            f"{uri} is a second raw file for {tag} run {run}, which already has {other}; "
+            "refused (remove or rename one of them)"
+        )
+
+
 class RunsAndFiles(Database):
     """Runs, raw files, tape copies and failures; :meth:`runs` reads them all at once."""
 
@@ -54,7 +67,9 @@ class RunsAndFiles(Database):
         etag: str | None = None,
     ) -> bool:
         """Record a raw file by its URI. ``None`` arguments keep stored values (a new
-        file's state defaults to "ingested"). Returns True if anything changed."""
+        file's state defaults to "ingested"). Returns True if anything changed. Raises
+        :class:`RunHasRawFile` when the file would be ingested beside another ingested
+        raw file of its run."""
         _check(state, m.RAW_STATES, "raw file state")
         _check_adler32(adler32)
         values = _given(
@@ -69,7 +84,20 @@ class RunsAndFiles(Database):
         )
 
         def work(session: Session) -> bool:
-            run_row = self._run_row(session, run, tag)
+            run_row = self._run_row(session, run, tag)  # locked: one writer per run
+            stored = sa.select(m.RawFile.state).filter_by(uri=uri)
+            if (state or session.scalars(stored).first() or "ingested") == "ingested":
+                other = session.scalars(
+                    sa.select(m.RawFile.uri)
+                    .where(
+                        m.RawFile.run_id == run_row.id,
+                        m.RawFile.state == "ingested",
+                        m.RawFile.uri != uri,
+                    )
+                    .with_for_update()
+                ).first()
+                if other is not None:
+                    raise RunHasRawFile(uri, run, tag, other)
             values_with_run = {"run_id": run_row.id, **values}
             return _upsert(session, m.RawFile, {"uri": uri}, values_with_run)[1]
 
