@@ -6,6 +6,9 @@ Routes:
 - ``GET /files/<key>``  streams an object under ``quality/`` from the store, so Prefect
   artifacts can link to ``{public_url}/files/quality/…``: links that never expire,
   unlike presigned URLs. Keys are validated; nothing outside ``quality/`` is served.
+  A quality plot not drawn yet (the quality task leaves them to be drawn when first
+  shown) is drawn from the JSON beside it and kept in the store
+  (``cygno.reco.quality.plot_on_request``).
 - ``GET /trends``       HTML page of the trend plots and per-run numbers that
   ``cygno.reco.quality.write_trends`` keeps under ``quality/trends/<version>/<tag>/``
   (``?version=…&tag=…`` narrow it down).
@@ -18,7 +21,8 @@ import html
 import json
 import logging
 import mimetypes
-from collections.abc import AsyncIterator, Iterator
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -29,7 +33,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingR
 from starlette.routing import Route
 
 from cygno.deployments.event_bridge import EventBridge, EventPoster
-from cygno.reco.quality import trend_table_html
+from cygno.reco.quality import plot_on_request, trend_table_html
 from cygno.resources import store_for
 from cygno.settings import Settings, get_settings
 from cygno.storage.keys import QUALITY_PREFIX, validate_key
@@ -75,6 +79,20 @@ def _stream(store: ObjectStore, key: str) -> Iterator[bytes]:
             yield chunk
 
 
+def _drawer(store: ObjectStore) -> Callable[[str], bytes | None]:
+    """``plot_on_request`` one plot at a time (matplotlib is not thread-safe, and a page
+    of plots asks for all of them at once); a plot drawn meanwhile is read, not redrawn."""
+    lock = threading.Lock()
+
+    def draw(key: str) -> bytes | None:
+        with lock:
+            if store.exists(key):
+                return store.get_bytes(key)
+            return plot_on_request(store, key)
+
+    return draw
+
+
 def _trend_sets(store: ObjectStore, version: str | None, tag: str | None) -> list[tuple]:
     """(version, tag, prefix, rows) of every trend set, newest version first."""
     found = []
@@ -118,6 +136,7 @@ def create_app(
     poster = poster or EventPoster.from_prefect_settings()
     token = settings.bridge_token.get_secret_value() if settings.bridge_token else None
     bridge = EventBridge(store, token, poster, dedup_seconds)
+    draw = _drawer(store)
 
     async def healthz(request: Request) -> JSONResponse:
         return JSONResponse(
@@ -140,7 +159,12 @@ def create_app(
             return _error(403, "only quality/ objects are served")
         try:
             if not await run_in_threadpool(store.exists, key):
-                return _error(404, f"no object {key}")
+                drawn = await run_in_threadpool(draw, key)
+                if drawn is None:
+                    return _error(404, f"no object {key}")
+                headers = {**FILE_HEADERS, "Content-Length": str(len(drawn))}
+                body = drawn if request.method == "GET" else b""
+                return Response(body, headers=headers, media_type=media_type(key))
             size = await run_in_threadpool(store.size, key)
         except FileNotFoundError:
             return _error(404, f"no object {key}")

@@ -77,9 +77,11 @@ def _alarm(reco: RecoOutput, outcome: QualityOutcome, url: str) -> None:
 def quality(
     reco: RecoOutput, thresholds: dq.Thresholds = dq.Thresholds(), trends: bool = True
 ) -> QualityOutcome:
-    """Histograms, plots, flag → store, catalog, artifacts; skipped when this output was
-    already judged with these thresholds. ``trends``: redraw the tag's trend plots too
-    (reprocess-runs draws them once, after its last run, with :func:`quality_trends`)."""
+    """Histograms, flag → store, catalog, artifacts; skipped when this output was already
+    judged with these thresholds. The artifacts link the plots, which the plot server
+    (deployments/webapp.py) draws when first shown: drawing them here took seconds per
+    run, longer than reconstructing a short one. ``trends``: update the tag's trends too
+    (reprocess-runs does once, after its last run, with :func:`quality_trends`)."""
     store, catalog = resources.store(), resources.catalog()
     prefix = keys.quality_prefix(reco.reco_version, reco.tag, reco.run)
     product = quality_product(reco, thresholds)
@@ -113,6 +115,7 @@ def quality(
             "reco_version": reco.reco_version,
             "picture_shape": picture_shape,
         },
+        plots=False,
     )
     catalog.upsert_quality_report(
         run=reco.run,
@@ -158,10 +161,11 @@ def quality(
 
 def _write_trends(tag: str, reco_version: str) -> None:
     points = resources.catalog().trend_points(tag, reco_version)
-    dq.write_trends(points, resources.store(), dq.trend_prefix(reco_version, tag))
+    dq.write_trends(points, resources.store(), dq.trend_prefix(reco_version, tag), plots=False)
 
 
 @task(name="quality-trends", retries=2, retry_delay_seconds=5, timeout_seconds=600)
 def quality_trends(tag: str, reco_version: str) -> None:
-    """Redraw the trend plots of one tag and reco version from every judged run."""
+    """Update the trends of one tag and reco version from every judged run (their plots
+    are drawn when first shown)."""
     _write_trends(tag, reco_version)

@@ -6,11 +6,14 @@ the pedestal maps it was made with, this module builds the run's monitoring hist
 the same kind (χ²/ndf and Kolmogorov distance, reference overlaid on the plot), gives
 the run a flag ``good`` / ``warning`` / ``bad`` with its reasons, and draws trend plots
 (light yield, clusters per picture, noise vs run number) from a list of run summaries.
+Every PNG is drawn from JSON written beside it, so it can be drawn later, when first
+asked for (:func:`plot_on_request`), instead of delaying the flag.
 
 A plain library: no Prefect. Functions take and return arrays, ``hist.Hist`` objects,
 dicts and PNG bytes; :func:`run_quality` and :func:`write_trends` write through any
 object with the ``ObjectStore`` methods ``publish(key)`` (a context manager giving a
-writable binary file), ``open(key, mode)``, ``exists(key)`` and ``list(prefix)`` —
+writable binary file), ``open(key, mode)``, ``exists(key)``, ``list(prefix)``,
+``delete(key)`` and ``etag(key)`` —
 ``cygno.storage.objectstore.ObjectStore`` (``file://`` for plain folders).
 
 Histogram JSON schema ``cygno.hist/1`` (one object per file, ``<name>.json``)::
@@ -27,7 +30,8 @@ Counts are unweighted fills, so their Poisson variances equal the counts.
 
 The package splits that work by job: ``common`` (store protocol, JSON, configuration),
 ``histograms`` (reading, histograms), ``lightyield`` (⁵⁵Fe fit, summary), ``compare``
-(reference comparison, flags), ``plots``, ``run`` (one run end to end) and ``trends``.
+(reference comparison, flags), ``plots``, ``run`` (one run end to end), ``trends`` and
+``ondemand`` (a PNG drawn when first asked for).
 Every public name is importable from ``cygno.reco.quality`` itself.
 """
 
@@ -61,6 +65,9 @@ from cygno.reco.quality.lightyield import (
     spot_integrals,
     summarize,
 )
+from cygno.reco.quality.ondemand import (
+    plot_on_request,
+)
 from cygno.reco.quality.plots import (
     plot_cmos_trace,
     plot_histogram,
@@ -68,6 +75,7 @@ from cygno.reco.quality.plots import (
 from cygno.reco.quality.run import (
     QualityReport,
     Reference,
+    draw_plot,
     load_reference,
     report_markdown,
     run_quality,
@@ -75,6 +83,7 @@ from cygno.reco.quality.run import (
 from cygno.reco.quality.trends import (
     TREND_COLUMNS,
     TREND_PLOTS,
+    draw_trend,
     plot_trend,
     trend_prefix,
     trend_table_html,
@@ -99,6 +108,8 @@ __all__ = [
     "build_histograms",
     "chi2_ndf",
     "compare_histograms",
+    "draw_plot",
+    "draw_trend",
     "fe55_from_logbook",
     "fit_light_yield",
     "flag_run",
@@ -108,6 +119,7 @@ __all__ = [
     "load_reference",
     "plot_cmos_trace",
     "plot_histogram",
+    "plot_on_request",
     "plot_trend",
     "read_reco",
     "report_markdown",

@@ -31,6 +31,10 @@ class Store(Protocol):
 
     def list(self, prefix: str) -> list[str]: ...
 
+    def delete(self, key: str) -> None: ...
+
+    def etag(self, key: str) -> str: ...
+
 
 def _join(prefix: str, name: str) -> str:
     return f"{prefix.rstrip('/')}/{name}" if prefix else name
@@ -40,6 +44,15 @@ def _write_bytes(store: Store, key: str, data: bytes) -> str:
     with store.publish(key) as handle:
         handle.write(data)
     return key
+
+
+def _forget_pngs(store: Store, prefix: str) -> None:
+    """Delete the PNGs directly under ``prefix``: drawn from data just replaced, they are
+    stale (the plot server draws them again on request)."""
+    folder = _join(prefix, "")
+    for key in store.list(folder):
+        if key.endswith(".png") and "/" not in key[len(folder) :]:
+            store.delete(key)
 
 
 def _read_json(store: Store, key: str) -> Any:

@@ -7,14 +7,10 @@ import io
 import hist
 import numpy as np
 
-from cygno.reco.quality.common import (
-    QualityConfig,
-)
 from cygno.reco.quality.compare import (
     Comparison,
 )
 from cygno.reco.quality.histograms import (
-    RecoArrays,
     _finite,
     _is_log,
 )
@@ -134,16 +130,15 @@ def plot_histogram(
     return _png(fig)
 
 
-def plot_cmos_trace(data: RecoArrays, config: QualityConfig = QualityConfig()) -> bytes:
+def plot_cmos_trace(event: np.ndarray, integral: np.ndarray, spark_factor: float = 10.0) -> bytes:
     """Picture integral vs event number, sparks (> factor × median) marked in red."""
     fig = _figure((8.0, 4.0))
     ax = fig.add_subplot()
-    x = data.event if np.isfinite(data.event).all() else np.arange(data.pictures)
-    y = data.cmos_integral
+    x, y = event, integral
     ax.plot(x, y, ".", color="k", markersize=3, label="picture")
     finite = _finite(y)
     if len(finite):
-        limit = config.spark_factor * float(np.median(finite))
+        limit = spark_factor * float(np.median(finite))
         spark = y > limit
         ax.plot(x[spark], y[spark], "o", color="tab:red", label=f"spark (> {limit:.3g})")
         ax.axhline(limit, color="tab:red", linestyle=":")

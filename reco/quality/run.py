@@ -1,13 +1,19 @@
-"""One run end to end: histograms, fit, comparison, plots and report written to a store."""
+"""One run end to end: histograms, fit, comparison, plots and report written to a store.
+
+The PNGs are drawn from what the run's JSON files hold (``<name>.json``, ``plots.json``,
+``summary.json``), either at once (``run_quality(plots=True)``) or later on request
+(:func:`draw_plot`, which the plot server calls for a PNG not yet in the store): the
+flag never waits on matplotlib."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import IO, Any
 
 import hist
+import numpy as np
 
 from cygno.reco.quality.common import (
     Flag,
@@ -15,6 +21,7 @@ from cygno.reco.quality.common import (
     Store,
     Thresholds,
     _dumps,
+    _forget_pngs,
     _join,
     _read_json,
     _write_bytes,
@@ -106,15 +113,20 @@ def run_quality(
     config: QualityConfig = QualityConfig(),
     thresholds: Thresholds = Thresholds(),
     extra: Mapping[str, Any] | None = None,
+    plots: bool = True,
 ) -> QualityReport:
     """Histograms, light yield, comparison and flag for one run, written under ``prefix``.
 
-    Writes ``<name>.json`` + ``<name>.png`` per histogram, ``cmos_trace.png`` and
-    ``summary.json`` (:meth:`QualityReport.to_dict`). ``fe55``: ``True`` (a ⁵⁵Fe run)
-    fits the light yield and makes the run a ``warning`` when no credible line is found,
-    ``False`` skips the fit, ``None`` keeps the light yield only when one is found — a
-    guess that a noise spectrum cut sharply by a threshold can fool, so pass the run's
-    kind when it is known (:func:`fe55_from_logbook`).
+    Writes ``<name>.json`` + ``<name>.png`` per histogram, ``cmos_trace.png``,
+    ``plots.json`` (what the plots overlay: reference histograms, fit, CMOS trace) and
+    ``summary.json`` (:meth:`QualityReport.to_dict`). ``plots=False`` leaves the PNGs to
+    be drawn on request (:func:`draw_plot`); either way PNGs of an earlier judgement of
+    the run are removed, and ``files`` names every PNG's key.
+
+    ``fe55``: ``True`` (a ⁵⁵Fe run) fits the light yield and makes the run a ``warning``
+    when no credible line is found, ``False`` skips the fit, ``None`` keeps the light
+    yield only when one is found — a guess that a noise spectrum cut sharply by a
+    threshold can fool, so pass the run's kind when it is known (:func:`fe55_from_logbook`).
     ``extra`` (e.g. tag, reco version) is merged into the summary.
     """
     data = reco if isinstance(reco, RecoArrays) else read_reco(reco)
@@ -154,24 +166,14 @@ def run_quality(
     summary["flag_reason"] = "; ".join(reasons)
 
     files: dict[str, str] = {}
-    by_name = {c.name: c for c in comparisons}
-    ref_label = f"reference run {reference.run}" if reference else "reference"
     for name, h in histograms.items():
         files[f"{name}.json"] = _write_bytes(
             out, _join(prefix, f"{name}.json"), _dumps(histogram_to_json(h))
         )
-        png = plot_histogram(
-            h,
-            reference.histograms.get(name) if reference else None,
-            by_name.get(name),
-            label=f"run {data.run}" if data.run is not None else "this run",
-            reference_label=ref_label,
-            light_yield=fit if name == "fe55_peak" else None,
-        )
-        files[f"{name}.png"] = _write_bytes(out, _join(prefix, f"{name}.png"), png)
-    files["cmos_trace.png"] = _write_bytes(
-        out, _join(prefix, "cmos_trace.png"), plot_cmos_trace(data, config)
-    )
+    overlays = _plot_inputs(data, histograms, reference, fit, config)
+    files[PLOTS_JSON] = _write_bytes(out, _join(prefix, PLOTS_JSON), _dumps(overlays))
+    drawn = [*histograms, CMOS_TRACE]
+    files.update({f"{name}.png": _join(prefix, f"{name}.png") for name in drawn})
     files["summary.json"] = _join(prefix, "summary.json")
     report = QualityReport(
         summary=summary,
@@ -184,7 +186,103 @@ def run_quality(
         light_yield=light_yield,
     )
     _write_bytes(out, files["summary.json"], _dumps(report.to_dict()))
+    _forget_pngs(out, prefix)  # after the summary: see plot_on_request
+    if plots:
+        for name, png in _draw(out, prefix, drawn).items():
+            _write_bytes(out, files[f"{name}.png"], png)
     return report
+
+
+# --------------------------------------------------------------------------- plots
+
+#: The plots' inputs beyond the histograms, beside them in the run's folder.
+PLOTS_JSON = "plots.json"
+#: The plot of the picture integrals in event order (not a histogram).
+CMOS_TRACE = "cmos_trace"
+
+
+def _fit_to_json(fit: LightYield) -> dict[str, Any]:
+    return {f.name: getattr(fit, f.name) for f in fields(fit) if f.name != "histogram"}
+
+
+def _fit_from_json(doc: Mapping[str, Any], histogram: hist.Hist) -> LightYield:
+    def number(value: Any) -> Any:
+        return np.nan if value is None else value  # JSON keeps no NaN
+
+    special = ("fit_range", "params", "problem")
+    return LightYield(
+        **{name: number(value) for name, value in doc.items() if name not in special},
+        fit_range=tuple(doc["fit_range"]),
+        params=tuple(number(p) for p in doc["params"]),
+        problem=doc["problem"],
+        histogram=histogram,
+    )
+
+
+def _plot_inputs(
+    data: RecoArrays,
+    histograms: Mapping[str, hist.Hist],
+    reference: Reference | None,
+    fit: LightYield | None,
+    config: QualityConfig,
+) -> dict[str, Any]:
+    """What the plots show beyond the run's own histograms, so that they can be drawn
+    from the store alone: the reference histograms as overlaid, the ⁵⁵Fe fit curve and
+    the picture integrals in event order."""
+    x = data.event if np.isfinite(data.event).all() else np.arange(data.pictures, dtype=float)
+    return {
+        "label": f"run {data.run}" if data.run is not None else "this run",
+        "reference_label": f"reference run {reference.run}" if reference else "reference",
+        "reference": {
+            name: histogram_to_json(reference.histograms[name])
+            for name in histograms
+            if reference is not None and name in reference.histograms
+        },
+        "fe55_fit": _fit_to_json(fit) if fit is not None and "fe55_peak" in histograms else None,
+        CMOS_TRACE: {
+            "event": x.tolist(),
+            "cmos_integral": data.cmos_integral.tolist(),
+            "spark_factor": config.spark_factor,
+        },
+    }
+
+
+def _draw(store: Store, prefix: str, names: list[str]) -> dict[str, bytes]:
+    """PNGs of the run's plots ``names`` (those it has), from its JSON files."""
+    plots_key = _join(prefix, PLOTS_JSON)
+    if not store.exists(plots_key):
+        return {}  # judged before plots.json: its PNGs were drawn at once
+    inputs = _read_json(store, plots_key)
+    report = _read_json(store, _join(prefix, "summary.json"))
+    comparisons = {c["name"]: Comparison(**c) for c in report["comparisons"]}
+    drawn = {}
+    for name in names:
+        if name == CMOS_TRACE:
+            trace = inputs[CMOS_TRACE]
+            drawn[name] = plot_cmos_trace(
+                np.asarray(trace["event"], dtype=float),
+                np.asarray(trace["cmos_integral"], dtype=float),  # null → NaN
+                trace["spark_factor"],
+            )
+        elif name in report["histograms"]:
+            h = histogram_from_json(_read_json(store, _join(prefix, f"{name}.json")))
+            ref = inputs["reference"].get(name)
+            fit = inputs["fe55_fit"] if name == "fe55_peak" else None
+            drawn[name] = plot_histogram(
+                h,
+                histogram_from_json(ref) if ref is not None else None,
+                comparisons.get(name),
+                label=inputs["label"],
+                reference_label=inputs["reference_label"],
+                light_yield=_fit_from_json(fit, h) if fit is not None else None,
+            )
+    return drawn
+
+
+def draw_plot(store: Store, prefix: str, name: str) -> bytes | None:
+    """PNG of plot ``name`` (``<name>.png``) of the run judged under ``prefix``, drawn
+    from the files :func:`run_quality` wrote there; None when the run has no such plot."""
+    return _draw(store, prefix, [name]).get(name)
 
 
 def report_markdown(report: QualityReport, base_url: str) -> str:

@@ -10,7 +10,9 @@ from cygno.reco.quality.common import (
     FLAGS,
     Store,
     _dumps,
+    _forget_pngs,
     _join,
+    _read_json,
     _write_bytes,
 )
 from cygno.reco.quality.plots import (
@@ -71,21 +73,33 @@ def plot_trend(
     return _png(fig)
 
 
-def write_trends(summaries: Iterable[Mapping[str, Any]], out: Store, prefix: str) -> dict[str, str]:
-    """Redraw the trend plots from run summaries and write them with ``summaries.json``.
+def write_trends(
+    summaries: Iterable[Mapping[str, Any]], out: Store, prefix: str, plots: bool = True
+) -> dict[str, str]:
+    """Write ``summaries.json`` and redraw the trend plots from it (``plots=False``:
+    remove the old ones, to be drawn on request by :func:`draw_trend`); returns the keys.
 
     Call after each run with all summaries of one reco version and tag (the catalog's
     quality reports): the output depends only on the list, so rewriting is idempotent
     and concurrent writers converge to the newest complete list.
     """
     rows = sorted((dict(s) for s in summaries if s.get("run") is not None), key=lambda s: s["run"])
-    files = {}
-    for name, (key, err_key, label) in TREND_PLOTS.items():
-        files[f"{name}.png"] = _write_bytes(
-            out, _join(prefix, f"{name}.png"), plot_trend(rows, key, err_key, label)
-        )
+    files = {f"{name}.png": _join(prefix, f"{name}.png") for name in TREND_PLOTS}
     files["summaries.json"] = _write_bytes(out, _join(prefix, "summaries.json"), _dumps(rows))
+    _forget_pngs(out, prefix)  # after the data: see plot_on_request
+    if plots:
+        for name, (key, err_key, label) in TREND_PLOTS.items():
+            _write_bytes(out, files[f"{name}.png"], plot_trend(rows, key, err_key, label))
     return files
+
+
+def draw_trend(store: Store, prefix: str, name: str) -> bytes | None:
+    """PNG of trend plot ``name`` from the ``summaries.json`` under ``prefix``; None when
+    there is no such trend plot."""
+    source = _join(prefix, "summaries.json")
+    if name not in TREND_PLOTS or not store.exists(source):
+        return None
+    return plot_trend(_read_json(store, source), *TREND_PLOTS[name])
 
 
 TREND_COLUMNS = (

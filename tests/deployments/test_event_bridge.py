@@ -392,6 +392,24 @@ def test_files_serves_quality_objects_only(client, local_store):
     assert client.get("/files/quality/0.1.0+abc").status_code == 404  # a folder
 
 
+def test_files_draws_a_quality_plot_left_for_later_and_keeps_it(client, local_store):
+    from tests.reco.test_quality import _narrow_run
+
+    prefix = "quality/0.1.0+abc/LNGS/run00005/"
+    report = quality.run_quality(_narrow_run(), local_store, prefix, plots=False)
+    key = report.files["sc_integral.png"]
+    assert not local_store.exists(key)
+
+    head = client.head(f"/files/{key}")
+    assert head.status_code == 200 and head.headers["content-type"] == "image/png"
+    response = client.get(f"/files/{key}")
+    assert response.status_code == 200 and response.content.startswith(b"\x89PNG")
+    assert local_store.get_bytes(key) == response.content  # kept for the next request
+    assert client.get(f"/files/{key}").content == response.content
+    assert client.get(f"/files/{prefix}no_such_plot.png").status_code == 404
+    assert client.get(f"/files/{prefix}summary.png").status_code == 404
+
+
 def test_trend_page_lists_runs_and_plots(client, local_store):
     summaries = [
         {

@@ -1,10 +1,14 @@
 """quality in process-run: files under quality/, catalog summary, artifacts with plot
-links through the platform's HTTP app, and the alarm event for a run that is not good."""
+links through the platform's HTTP app (which draws the plots when first shown), and the
+alarm event for a run that is not good."""
 
 from __future__ import annotations
 
 import datetime as dt
+import re
+import warnings
 
+from cygno.deployments.webapp import create_app
 from cygno.events import QUALITY_ALARM
 from cygno.flows.process_run import process_run
 from cygno.reco.config import load_config, reco_version
@@ -12,6 +16,10 @@ from cygno.storage import keys
 from cygno.tasks.models import RecoOutput
 from cygno.tasks.quality import artifact_key
 from tests.flows.harness import artifact, events_named, wait_for
+
+with warnings.catch_warnings():  # starlette 1.x prefers httpx2 for its TestClient
+    warnings.simplefilter("ignore")
+    from starlette.testclient import TestClient
 
 
 def test_a_sparking_run_is_flagged_plotted_and_raises_an_alarm(plat):
@@ -22,14 +30,22 @@ def test_a_sparking_run_is_flagged_plotted_and_raises_an_alarm(plat):
     version = reco_version(load_config(plat.settings.reco_config))
     prefix = keys.quality_prefix(version, "LNGS", run.run_number)
     names = {key.rsplit("/", 1)[-1] for key in plat.store.list(prefix)}
-    assert "summary.json" in names and any(n.endswith(".png") for n in names)
+    assert "summary.json" in names and "plots.json" in names
     report = plat.catalog.quality_report(run.run_number, "LNGS", version)
     assert report.flag == result["quality_flag"] != "good"
     assert "no pictures" in report.reason
 
     reco = RecoOutput(run.run_number, "LNGS", version, "", "", 0, 0)
     markdown = artifact(artifact_key("quality", reco))["data"]
-    assert f"http://127.0.0.1:4300/files/{prefix}" in markdown
+    links = re.findall(r"\]\(http://127\.0\.0\.1:4300(/files/[^)]+\.png)\)", markdown)
+    assert links and all(link.startswith(f"/files/{prefix}") for link in links)
+    plots = TestClient(create_app(plat.settings, store=plat.store))  # no lifespan: no events
+    for link in links:
+        response = plots.get(link)
+        assert response.status_code == 200 and response.content.startswith(b"\x89PNG"), link
+    assert {key for key in plat.store.list(prefix) if key.endswith(".png")} == {
+        link.removeprefix("/files/") for link in links
+    }  # drawn once, then kept in the store
     table = artifact(artifact_key("quality-numbers", reco))["data"]
     assert "pictures" in str(table)
 

@@ -270,6 +270,32 @@ def test_outputs_are_written(ref_store):
     assert "fe55_peak" in saved["histograms"]  # auto mode found the peak
 
 
+def pngs_in(store: ObjectStore, prefix: str) -> list[str]:
+    return [key for key in store.list(prefix) if key.endswith(".png")]
+
+
+def test_plots_left_for_later_are_drawn_on_request_as_they_would_have_been(files, store, reference):
+    later, at_once = "quality/v/LNGS/run01201/", "at-once/"
+    options = {"pedestal": pedestal(), "reference": reference, "fe55": True}
+    report = quality.run_quality(files["shifted"], store, later, plots=False, **options)
+    drawn = quality.run_quality(files["shifted"], store, at_once, **options)
+    assert pngs_in(store, later) == []
+    assert report.files.keys() == drawn.files.keys()
+    names = [name for name in report.files if name.endswith(".png")]
+    assert len(names) == len(report.histograms) + 1 and "fe55_peak.png" in names
+    for name in names:
+        png = quality.plot_on_request(store, report.files[name])
+        assert png is not None and png.startswith(PNG_MAGIC), name
+        assert png == store.get_bytes(report.files[name]) == store.get_bytes(drawn.files[name])
+    assert quality.plot_on_request(store, later + "no_such_plot.png") is None
+    assert quality.plot_on_request(store, "quality/v/LNGS/run09999/sc_integral.png") is None
+
+    old = store.get_bytes(report.files["sc_integral.png"])
+    quality.run_quality(files["mild"], store, later, plots=False, **options)  # judged again
+    assert pngs_in(store, later) == []  # drawn from the replaced data: gone
+    assert quality.plot_on_request(store, report.files["sc_integral.png"]) != old
+
+
 def test_shifted_run_is_bad_with_reasons(files, store, reference):
     report = quality.run_quality(
         files["shifted"], store, "shifted/", pedestal=pedestal(noise=2.9), reference=reference
@@ -337,6 +363,11 @@ def test_trends_and_markdown(ref_store):
         assert store.get_bytes(written[name]).startswith(PNG_MAGIC)
     rows = json.loads(store.get_bytes(written["summaries.json"]))
     assert [r["run"] for r in rows] == [1150, 1200, 1201]
+    drawn = {name: store.get_bytes(key) for name, key in written.items() if name.endswith(".png")}
+    later = quality.write_trends(summaries, store, prefix, plots=False)
+    assert later.keys() == written.keys() and pngs_in(store, prefix) == []
+    for name, png in drawn.items():
+        assert quality.plot_on_request(store, later[name]) == png
 
     page = quality.trend_table_html(rows, "/files/" + prefix)
     assert page.count("<tr") == 4
