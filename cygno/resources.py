@@ -1,4 +1,5 @@
-"""The one place that turns settings into the library objects: store, catalog, logbook, tape.
+"""The one place that turns settings into the library objects: store, catalog, logbook,
+tape, and the bounds of every call to the Prefect API.
 
 ``storage/`` and ``reco/`` never read settings or the environment; they take URLs and
 options as arguments. Everything that runs the platform (tasks, the plot server, the
@@ -10,14 +11,18 @@ for them; catalog and logbook are cached per URL, so a process checks the schema
 from __future__ import annotations
 
 import ssl
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from cygno.settings import Settings
 from cygno.storage.objectstore import ObjectStore
 
 if TYPE_CHECKING:
+    from prefect.client.orchestration import SyncPrefectClient
+
     from cygno.storage.catalog import Catalog
     from cygno.storage.daqdb import DaqLogbook
     from cygno.storage.tape import TapeEndpoint
@@ -109,3 +114,82 @@ def _webdav_tape(
         poll_seconds=poll_seconds,
         stage_timeout_seconds=stage_timeout_seconds,
     )
+
+
+class PrefectApiUnavailable(ConnectionError):
+    """The Prefect API did not answer (or refused the connection); names its URL."""
+
+
+def prefect_api_failure(
+    url: str, error: Exception, timeout: float, attempts: int = 1
+) -> PrefectApiUnavailable:
+    """The one message for a Prefect API that failed a request with a transport error
+    (httpx's own says neither where nor how long)."""
+    import httpx
+
+    if isinstance(error, httpx.TimeoutException):
+        tries = f", {attempts} attempts" if attempts > 1 else ""
+        return PrefectApiUnavailable(
+            f"the Prefect API at {url} did not answer within {timeout:g} s "
+            f"({type(error).__name__}{tries})"
+        )
+    return PrefectApiUnavailable(
+        f"the Prefect API at {url} is unreachable ({type(error).__name__}: {error})"
+    )
+
+
+def prefect_environment(settings: Settings) -> dict[str, str]:
+    """Prefect's own client settings that bound every request to the API, for the
+    environment of processes whose Prefect client we do not create (workers, the flow
+    processes they start)."""
+    return {
+        "PREFECT_API_REQUEST_TIMEOUT": f"{settings.prefect_api_timeout_seconds:g}",
+        "PREFECT_CLIENT_MAX_RETRIES": str(settings.prefect_api_retries),
+    }
+
+
+@contextmanager
+def prefect_api(settings: Settings) -> Iterator[str]:
+    """Prefect API calls inside are bounded: each request waits at most
+    ``prefect_api_timeout_seconds`` and is tried ``prefect_api_retries`` more times; one
+    that still gets no answer raises :class:`PrefectApiUnavailable` naming the API URL
+    (Prefect's default is a minute per attempt, five retries, and a bare ReadTimeout).
+    Yields the URL. A client made inside gets these bounds; inside a flow run, use
+    :func:`prefect_client`, since ``get_client()`` there reuses the engine's client."""
+    import httpx
+    from prefect.settings import (
+        PREFECT_API_REQUEST_TIMEOUT,
+        PREFECT_CLIENT_MAX_RETRIES,
+        get_current_settings,
+        temporary_settings,
+    )
+
+    timeout, retries = settings.prefect_api_timeout_seconds, settings.prefect_api_retries
+    updates = {PREFECT_API_REQUEST_TIMEOUT: timeout, PREFECT_CLIENT_MAX_RETRIES: retries}
+    with temporary_settings(updates=updates):
+        url = get_current_settings().api.url or "(PREFECT_API_URL is not set)"
+        try:
+            yield url
+        except httpx.TransportError as error:
+            raise prefect_api_failure(url, error, timeout, retries + 1) from None
+
+
+@contextmanager
+def prefect_client(settings: Settings) -> Iterator[SyncPrefectClient]:
+    """A new synchronous Prefect client with :func:`prefect_api`'s bounds (never the
+    flow engine's client, whose timeout the process environment set)."""
+    from prefect.client.orchestration import get_client
+
+    with prefect_api(settings), get_client(httpx_settings={}, sync_client=True) as client:
+        yield client
+
+
+def post_events(settings: Settings, events: list[dict[str, Any]]) -> None:
+    """Deliver Prefect events (``{"event", "resource", "payload"…}``) now, as the event
+    bridge does (``POST /events``): delivered or an error, never a silent loss, unlike
+    ``emit_event``'s background queue."""
+    from prefect.events import Event
+
+    body = [Event(**event).model_dump(mode="json") for event in events]
+    with prefect_client(settings) as client:
+        client.request("POST", "/events", json=body)

@@ -87,6 +87,14 @@ class Settings(BaseSettings):
         "(default: when a schedd or collector is named)",
     )
     reco_config: str = "lngs"
+    prefect_api_timeout_seconds: float = Field(
+        default=20.0,
+        description="Longest wait for one Prefect API request (a silent API fails after "
+        "about this times the attempts, naming its URL)",
+    )
+    prefect_api_retries: int = Field(
+        default=2, description="Retries of a Prefect API request that got no answer"
+    )
     bridge_host: str = "127.0.0.1"
     bridge_port: int = 4300
     stack_prefect_port: int = Field(

@@ -66,6 +66,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from cygno.events import RAW_ARRIVED, raw_file_resource
+from cygno.resources import prefect_api_failure
 from cygno.storage.keys import parse_raw_key
 from cygno.storage.objectstore import ObjectStore
 
@@ -453,6 +454,8 @@ class EventPoster:
         while True:
             try:
                 response = await self._client.post("/events", json=batch)
+            except httpx.TransportError as error:  # names the API and the wait
+                problem = str(prefect_api_failure(self.api_url, error, self.timeout))
             except httpx.HTTPError as error:
                 problem = f"{type(error).__name__}: {error}"
             else:

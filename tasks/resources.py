@@ -7,12 +7,15 @@ objects is decided once, in :mod:`cygno.resources`.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any
 
 from cygno import resources
 from cygno.settings import Settings, get_settings
 
 if TYPE_CHECKING:
+    from prefect.client.orchestration import SyncPrefectClient
+
     from cygno.storage.catalog import Catalog
     from cygno.storage.daqdb import DaqLogbook
     from cygno.storage.objectstore import ObjectStore
@@ -37,3 +40,13 @@ def logbook() -> DaqLogbook:
 
 def tape() -> TapeEndpoint:
     return resources.tape_for(get_settings())
+
+
+def prefect_client() -> AbstractContextManager[SyncPrefectClient]:
+    """A Prefect client whose requests are bounded by the settings, never the engine's."""
+    return resources.prefect_client(get_settings())
+
+
+def post_events(events: list[dict[str, Any]]) -> None:
+    """Deliver Prefect events now, or raise naming the API's URL."""
+    resources.post_events(get_settings(), events)

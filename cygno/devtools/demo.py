@@ -20,14 +20,13 @@ from datetime import UTC, datetime
 from urllib.parse import quote
 
 import httpx
-from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
 from prefect.client.schemas.objects import FlowRun
 
 from cygno.devtools.local_stack import LocalStack, StackAddresses
 from cygno.reco.simulate import SimulatedRun, simulate_one
-from cygno.resources import store_for
-from cygno.settings import Settings
+from cygno.resources import prefect_client, store_for
+from cygno.settings import Settings, get_settings
 from cygno.storage.catalog import Catalog
 from cygno.storage.daqdb import DaqLogbook
 from cygno.storage.objectstore import ObjectStore
@@ -76,7 +75,7 @@ def announce(stack: LocalStack, store: ObjectStore, run: SimulatedRun) -> str:
         if store.url.startswith("s3://")
         else "cygno-data"
     )
-    body = minio_notification(bucket, run.key, run.checksums.size, run.checksums.md5)
+    body = minio_notification(bucket, run.key, run.checksums.size, store.etag(run.key))
     response = httpx.post(
         f"{stack.addresses.bridge_url}/s3-events",
         json=body,
@@ -90,7 +89,7 @@ def announce(stack: LocalStack, store: ObjectStore, run: SimulatedRun) -> str:
 def process_runs_of(uris: list[str] | None) -> dict[str, list[FlowRun]]:
     """The process-run flow runs started for each raw URI (every URI when None), oldest
     first."""
-    with get_client(sync_client=True) as client:
+    with prefect_client(get_settings()) as client:
         runs = client.read_flow_runs(
             deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=["process-run"]))
         )

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import GlobalConcurrencyLimitUpdate
@@ -26,6 +27,9 @@ from prefect.client.schemas.filters import (
 from prefect.client.schemas.objects import StateType
 from prefect.states import Crashed
 
+from cygno.resources import PrefectApiUnavailable, prefect_api
+from cygno.settings import get_settings
+
 IN_FLIGHT = [StateType.RUNNING, StateType.PENDING, StateType.CANCELLING]
 #: Prefect names a deployment's concurrency limit ``deployment:<id>``.
 DEPLOYMENT_LIMIT_PREFIX = "deployment:"
@@ -36,6 +40,11 @@ async def recover(pool: str) -> tuple[list[str], list[str]]:
 
     Returns the names of the crashed runs and of the limits whose slots were freed.
     """
+    with prefect_api(get_settings()):
+        return await _recover(pool)
+
+
+async def _recover(pool: str) -> tuple[list[str], list[str]]:
     async with get_client() as client:
         stale = await client.read_flow_runs(
             work_pool_filter=WorkPoolFilter(name=WorkPoolFilterName(any_=[pool])),
@@ -63,7 +72,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pool", required=True)
     args = parser.parse_args(argv)
-    crashed, freed = asyncio.run(recover(args.pool))
+    try:
+        crashed, freed = asyncio.run(recover(args.pool))
+    except PrefectApiUnavailable as error:
+        print(f"cygno: {error}", file=sys.stderr)
+        return 1
     for name in crashed:
         print(f"cygno: flow run {name} died with the previous stack: marked Crashed")
     for name in freed:

@@ -14,6 +14,9 @@ from pathlib import Path
 
 import httpx
 
+from cygno.resources import prefect_api_failure
+from cygno.settings import get_settings
+
 CHROMIUM_FLAGS = (
     "--headless",
     "--no-sandbox",
@@ -58,11 +61,19 @@ def screenshot(url: str, out: Path, width: int = 1600, height: int = 1000) -> Pa
 
 def quality_artifact_url(ui_url: str, api_url: str) -> str:
     """UI address of the newest quality markdown artifact."""
-    response = httpx.post(
-        f"{api_url}/artifacts/filter",
-        json={"artifacts": {"type": {"any_": ["markdown"]}}, "sort": "CREATED_DESC", "limit": 20},
-        timeout=10.0,
-    )
+    timeout = get_settings().prefect_api_timeout_seconds
+    try:
+        response = httpx.post(
+            f"{api_url}/artifacts/filter",
+            json={
+                "artifacts": {"type": {"any_": ["markdown"]}},
+                "sort": "CREATED_DESC",
+                "limit": 20,
+            },
+            timeout=timeout,
+        )
+    except httpx.TransportError as error:
+        raise prefect_api_failure(api_url, error, timeout) from None
     response.raise_for_status()
     for artifact in response.json():
         if "quality" in (artifact.get("key") or ""):

@@ -4,10 +4,7 @@ secret, and nothing is recorded as if the data were missing."""
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 
@@ -17,41 +14,6 @@ from cygno.storage.objectstore import ObjectStore
 from cygno.tasks.bookkeeping import abandoned
 
 CANARY = "canary-Pa55w0rd-7f3e"
-
-
-@pytest.fixture
-def silent_port() -> Iterator[int]:
-    """A port whose server accepts connections and never says a word."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(64)
-    held: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        server.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                held.append(server.accept()[0])
-            except OSError:
-                continue
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    yield server.getsockname()[1]
-    stop.set()
-    thread.join(5)
-    for conn in held:
-        conn.close()
-    server.close()
-
-
-@pytest.fixture
-def closed_port() -> int:
-    """A port nobody listens on (connection refused)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 DATABASES = {
