@@ -4,6 +4,7 @@ alarm event when the run is not good."""
 
 from __future__ import annotations
 
+import functools
 import io
 import re
 
@@ -44,6 +45,21 @@ def _reference(reco: RecoOutput, store, picture_shape: list[int] | None) -> dq.R
         if reference.summary.get("picture_shape") == picture_shape:
             return reference
     return None
+
+
+def _pedestal_monitor(key: str) -> tuple[dq.PedestalMonitor, tuple[int, int]]:
+    """The monitoring view and picture shape of the pedestal maps at ``key``, made once
+    per process and content: reprocess-runs judges many runs made with the same maps, and
+    loading and histogramming a LIME map was half of a short run's quality step."""
+    store = resources.store()
+    return _monitor_of(store.url, key, store.etag(key))
+
+
+@functools.lru_cache(maxsize=4)
+def _monitor_of(store_url: str, key: str, etag: str) -> tuple[dq.PedestalMonitor, tuple[int, int]]:
+    """Cached by store, key and etag: new maps under the same key are a new entry."""
+    maps = PedestalMaps.load(io.BytesIO(resources.store().get_bytes(key)))
+    return dq.pedestal_monitor(maps), maps.shape
 
 
 def quality_product(reco: RecoOutput, thresholds: dq.Thresholds) -> Product:
@@ -98,10 +114,10 @@ def quality(
             dict(done.summary or {}),
         )
 
-    pedestal = None
+    pedestal, picture_shape = None, None
     if reco.pedestal is not None:
-        pedestal = PedestalMaps.load(io.BytesIO(store.get_bytes(reco.pedestal.key)))
-    picture_shape = list(pedestal.shape) if pedestal is not None else None
+        pedestal, shape = _pedestal_monitor(reco.pedestal.key)
+        picture_shape = list(shape)
     report = dq.run_quality(
         store.get_bytes(reco.key),
         store,

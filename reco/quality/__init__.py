@@ -51,11 +51,13 @@ from cygno.reco.quality.compare import (
     ks_distance,
 )
 from cygno.reco.quality.histograms import (
+    PedestalMonitor,
     PMTArrays,
     RecoArrays,
     build_histograms,
     histogram_from_json,
     histogram_to_json,
+    pedestal_monitor,
     read_reco,
 )
 from cygno.reco.quality.lightyield import (
@@ -99,6 +101,7 @@ __all__ = [
     "Flag",
     "LightYield",
     "PMTArrays",
+    "PedestalMonitor",
     "QualityConfig",
     "QualityReport",
     "RecoArrays",
@@ -117,6 +120,7 @@ __all__ = [
     "histogram_to_json",
     "ks_distance",
     "load_reference",
+    "pedestal_monitor",
     "plot_cmos_trace",
     "plot_histogram",
     "plot_on_request",

@@ -174,7 +174,8 @@ def build_histograms(
     """The run's monitoring histograms, keyed by name.
 
     ``pedestal`` is anything with ``.mean`` and ``.sigma`` per-pixel maps
-    (``cygno.reco.pedestal.PedestalMaps``); without it the pedestal plots are skipped.
+    (``cygno.reco.pedestal.PedestalMaps``) or their :class:`PedestalMonitor`; without it
+    the pedestal plots are skipped.
     The cluster and picture histograms span this run's data; with ``like`` (a reference
     run's histograms) they take its binning instead, so the two can be compared.
     """
@@ -241,24 +242,48 @@ def build_histograms(
     if data.pmt is not None:
         histograms.update({h.name: h for h in _pmt_histograms(data.pmt, c)})
     if pedestal is not None:
-        mean = _new(
-            "pedestal_mean",
-            "Pedestal mean per pixel",
-            hist.axis.Regular(
-                c.pedestal_bins, *c.pedestal_range, name="mean", label="pedestal [ADC]"
-            ),
-        )
-        # float32 maps as they are: the fill converts exactly, an upfront float64 copy of
-        # a LIME map cost more than the fill itself
-        mean.fill(_finite(np.ravel(pedestal.mean)))
-        noise = _new(
-            "pedestal_noise",
-            "Pedestal noise per pixel",
-            hist.axis.Regular(c.noise_bins, *c.noise_range, name="sigma", label="noise [ADC]"),
-        )
-        noise.fill(_finite(np.ravel(pedestal.sigma)))
-        histograms.update({mean.name: mean, noise.name: noise})
+        histograms.update(pedestal_monitor(pedestal, c).histograms)
     return histograms
+
+
+@dataclass(frozen=True)
+class PedestalMonitor:
+    """What monitoring takes from pedestal maps: the per-pixel mean and noise histograms
+    and the maps' averages. The same for every run made with those maps, so a caller
+    judging several runs makes it once (:func:`pedestal_monitor`, same configuration)
+    and passes it wherever the maps would go."""
+
+    histograms: dict[str, hist.Hist]
+    pedestal_mean: float
+    noise_mean: float
+
+
+def pedestal_monitor(pedestal: Any, config: QualityConfig = QualityConfig()) -> PedestalMonitor:
+    """The :class:`PedestalMonitor` of maps with ``.mean`` and ``.sigma`` (returned as is
+    when already one): filling a LIME map's 5.3 M pixels costs more than the rest of a
+    short run's monitoring."""
+    if isinstance(pedestal, PedestalMonitor):
+        return pedestal
+    c = config
+    mean = _new(
+        "pedestal_mean",
+        "Pedestal mean per pixel",
+        hist.axis.Regular(c.pedestal_bins, *c.pedestal_range, name="mean", label="pedestal [ADC]"),
+    )
+    # float32 maps as they are: the fill converts exactly, an upfront float64 copy of
+    # a LIME map cost more than the fill itself
+    mean.fill(_finite(np.ravel(pedestal.mean)))
+    noise = _new(
+        "pedestal_noise",
+        "Pedestal noise per pixel",
+        hist.axis.Regular(c.noise_bins, *c.noise_range, name="sigma", label="noise [ADC]"),
+    )
+    noise.fill(_finite(np.ravel(pedestal.sigma)))
+    return PedestalMonitor(
+        {mean.name: mean, noise.name: noise},
+        float(np.nanmean(pedestal.mean)),
+        float(np.nanmean(pedestal.sigma)),
+    )
 
 
 def _pmt_histograms(pmt: PMTArrays, c: QualityConfig) -> list[hist.Hist]:

@@ -18,6 +18,7 @@ from cygno.reco.quality.histograms import (
     RecoArrays,
     _finite,
     _new,
+    pedestal_monitor,
 )
 
 # --------------------------------------------------------------------------- ⁵⁵Fe light yield
@@ -250,8 +251,9 @@ def summarize(
         "light_yield_chi2_ndf": None,
     }
     if pedestal is not None:
-        summary["pedestal_mean"] = number(float(np.nanmean(pedestal.mean)))
-        summary["noise_mean"] = number(float(np.nanmean(pedestal.sigma)))
+        monitor = pedestal_monitor(pedestal, config)
+        summary["pedestal_mean"] = number(monitor.pedestal_mean)
+        summary["noise_mean"] = number(monitor.noise_mean)
     if light_yield is not None:
         summary.update(
             fe_peak=light_yield.peak,

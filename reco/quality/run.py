@@ -36,6 +36,7 @@ from cygno.reco.quality.histograms import (
     build_histograms,
     histogram_from_json,
     histogram_to_json,
+    pedestal_monitor,
     read_reco,
 )
 from cygno.reco.quality.lightyield import (
@@ -127,9 +128,12 @@ def run_quality(
     when no credible line is found, ``False`` skips the fit, ``None`` keeps the light
     yield only when one is found — a guess that a noise spectrum cut sharply by a
     threshold can fool, so pass the run's kind when it is known (:func:`fe55_from_logbook`).
+    ``pedestal``: maps with ``.mean`` and ``.sigma`` or their :class:`PedestalMonitor`.
     ``extra`` (e.g. tag, reco version) is merged into the summary.
     """
     data = reco if isinstance(reco, RecoArrays) else read_reco(reco)
+    if pedestal is not None:
+        pedestal = pedestal_monitor(pedestal, config)  # once, for histograms and summary
     histograms = build_histograms(
         data, pedestal, config, like=reference.histograms if reference is not None else None
     )
