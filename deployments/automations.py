@@ -15,6 +15,9 @@ import yaml
 from prefect.client.orchestration import get_client
 from prefect.events.schemas.automations import AutomationCore
 
+from cygno.resources import PrefectApiUnavailable, prefect_api
+from cygno.settings import get_settings
+
 
 def load(path: Path) -> list[AutomationCore]:
     """The automations a YAML file defines (a list under ``automations:``)."""
@@ -24,6 +27,11 @@ def load(path: Path) -> list[AutomationCore]:
 
 async def apply(automations: list[AutomationCore]) -> list[str]:
     """Create each automation, deleting any existing one with its name first."""
+    with prefect_api(get_settings()):
+        return await _apply(automations)
+
+
+async def _apply(automations: list[AutomationCore]) -> list[str]:
     async with get_client() as client:
         for automation in automations:
             for existing in await client.read_automations_by_name(automation.name):
@@ -36,7 +44,12 @@ def main(argv: list[str]) -> int:
     if len(argv) != 1:
         print("usage: python -m cygno.deployments.automations FILE", file=sys.stderr)
         return 2
-    for name in asyncio.run(apply(load(Path(argv[0])))):
+    try:
+        names = asyncio.run(apply(load(Path(argv[0]))))
+    except PrefectApiUnavailable as error:
+        print(f"cygno: {error}", file=sys.stderr)
+        return 1
+    for name in names:
         print(f"cygno: automation {name} applied")
     return 0
 

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import httpx
 
+from cygno.resources import prefect_environment
 from cygno.settings import Settings, get_settings
 
 WORK_POOL = "cygno-process"
@@ -99,6 +100,8 @@ class LocalStack:
             CYGNO_BRIDGE_TOKEN=self.bridge_token(),
             CYGNO_PUBLIC_URL=self.settings.public_url or self.addresses.bridge_url,
         )
+        for name, value in prefect_environment(self.settings).items():
+            env.setdefault(name, value)  # workers and flow processes: bounded API calls
         if self.prefect_database_url:
             env["PREFECT_API_DATABASE_CONNECTION_URL"] = self.prefect_database_url
         if self.with_s3:

@@ -20,6 +20,7 @@ from prefect.client.orchestration import get_client
 from prefect.settings import PREFECT_API_URL, temporary_settings
 from prefect.states import Crashed
 
+from cygno.deployments import automations
 from cygno.deployments.event_bridge import EventPoster, parse_notification, raw_arrived_event
 from cygno.devtools import demo, recover, screenshot
 from cygno.devtools.local_stack import REPO_ROOT
@@ -74,11 +75,17 @@ def test_the_sentinel_fails_within_bounds_naming_a_dead_api(dead_api):
 def test_the_tooling_fails_within_bounds_naming_a_dead_api(dead_api, capsys):
     _fails_naming(dead_api, lambda: demo.process_runs_of(None))
     _fails_naming(dead_api, lambda: screenshot.quality_artifact_url("http://ui", dead_api))
-    started = time.monotonic()
-    assert recover.main(["--pool", "cygno-process"]) == 1
-    assert time.monotonic() - started < BOUND_SECONDS
-    (line,) = capsys.readouterr().err.splitlines()
-    assert line.startswith("cygno: the Prefect API at ") and dead_api in line
+    shipped = str(REPO_ROOT / "deployments" / "automations.yaml")
+    commands = [
+        lambda: recover.main(["--pool", "cygno-process"]),
+        lambda: automations.main([shipped]),
+    ]
+    for command in commands:
+        started = time.monotonic()
+        assert command() == 1
+        assert time.monotonic() - started < BOUND_SECONDS
+        (line,) = capsys.readouterr().err.splitlines()
+        assert line.startswith("cygno: the Prefect API at ") and dead_api in line
 
 
 def test_the_bridge_keeps_events_and_says_which_api_is_silent(dead_api):
