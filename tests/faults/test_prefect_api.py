@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -25,8 +28,8 @@ from cygno.deployments.event_bridge import EventPoster, parse_notification, raw_
 from cygno.devtools import demo, recover, screenshot
 from cygno.devtools.local_stack import REPO_ROOT
 from cygno.events import RAW_ARRIVED
-from cygno.resources import PrefectApiUnavailable
-from cygno.settings import get_settings
+from cygno.resources import PrefectApiUnavailable, prefect_environment
+from cygno.settings import Settings, get_settings
 from cygno.storage import keys
 from cygno.storage.catalog import Catalog
 from cygno.tasks import sentinel as tasks
@@ -86,6 +89,23 @@ def test_the_tooling_fails_within_bounds_naming_a_dead_api(dead_api, capsys):
         assert time.monotonic() - started < BOUND_SECONDS
         (line,) = capsys.readouterr().err.splitlines()
         assert line.startswith("cygno: the Prefect API at ") and dead_api in line
+
+
+def test_a_flow_process_with_the_stacks_environment_ends_naming_a_silent_api(silent_port):
+    """The flow engine's own calls (a deployment's flow process started by a worker):
+    bounded by the environment the local stack gives its processes."""
+    url = f"http://127.0.0.1:{silent_port}/api"
+    bounds = prefect_environment(Settings(prefect_api_timeout_seconds=1, prefect_api_retries=1))
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-c", "from cygno.flows.sentinel import sentinel; sentinel()"],
+        env={**os.environ, **bounds, "PREFECT_API_URL": url},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert time.monotonic() - started < 2 * BOUND_SECONDS  # a Python start included
+    assert done.returncode != 0 and url in done.stderr
 
 
 def test_the_bridge_keeps_events_and_says_which_api_is_silent(dead_api):
