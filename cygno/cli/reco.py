@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from cygno.cli import app
+from cygno.cli import app, loading
 from cygno.cli.errors import CliError, replaced_on_success, require_midas
 
 console = Console(stderr=True)
@@ -103,9 +103,10 @@ def reco_command(
     output: Path = typer.Option(..., "-o", "--output", help="ROOT file to write"),
 ) -> None:
     """Reconstruct a run file (or a chunk of its pictures) into a ROOT file."""
-    from cygno.reco.config import load_config, reco_version
-    from cygno.reco.reconstruct import reconstruct_file
-    from cygno.storage.checksum import adler32_of
+    with loading():
+        from cygno.reco.config import load_config, reco_version
+        from cygno.reco.reconstruct import reconstruct_file, warm_up
+        from cygno.storage.checksum import adler32_of
 
     cfg = load_config(config)
     span = parse_events(events)
@@ -117,6 +118,8 @@ def reco_command(
             f"{pedestal}: pedestal maps are {maps.shape[0]}×{maps.shape[1]}, "
             f"but {raw} has {shape[0]}×{shape[1]} pictures"
         )
+    with loading():
+        warm_up()  # numba's kernels, once the inputs are known to be right
     partial = replaced_on_success(output)
     # A gzip run has no table of contents: the bar knows its total only for a chunk.
     total = span[1] - span[0] if span is not None and span[1] < 1 << 40 else None
