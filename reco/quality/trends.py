@@ -19,6 +19,7 @@ from cygno.reco.quality.plots import (
     _FLAG_COLOURS,
     _figure,
     _png,
+    _title,
 )
 
 # --------------------------------------------------------------------------- trends
@@ -64,7 +65,7 @@ def plot_trend(
         )
     ax.set_xlabel("run")
     ax.set_ylabel(label)
-    ax.set_title(f"{label} vs run", fontsize="medium")
+    _title(ax, f"{label} vs run")
     ax.xaxis.get_major_locator().set_params(integer=True)
     if ax.has_data():
         ax.legend(loc="best", fontsize="small")
