@@ -46,7 +46,7 @@ from prefect._internal.uuid7 import uuid7
 from prefect.futures import PrefectConcurrentFuture, PrefectFuture
 from prefect.task_runners import TaskRunner
 
-from . import payload
+from . import interrupt, payload
 from .eventlog import HOLD_CODE_MEMORY
 from .options import RunnerOptions
 from .scheduler import JobId, JobSpec, Scheduler
@@ -202,6 +202,7 @@ class HTCondorTaskRunner(TaskRunner[HTCondorFuture]):
 
     def __enter__(self) -> Self:
         super().__enter__()
+        interrupt.bound_exit_after_interrupt()
         o = self.options
         remove_orphaned_payloads(o.job_dir, o.payload_max_age_seconds)
         threads = 2 * o.max_workers if o.backend == "local" else o.max_workers

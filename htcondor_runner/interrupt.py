@@ -1,0 +1,62 @@
+"""A flow process stopped with Ctrl+C ends within ``EXIT_GRACE_SECONDS``, whatever the
+Prefect API does.
+
+At interpreter exit Prefect hands its queued logs and events to the API and waits for
+that without a bound (its services drain in ``threading``'s exit hooks, which run before
+``atexit``). While the API does not answer (a server starved on a loaded machine, or
+stopped) a flow process stopped with Ctrl+C, or with the SIGINT a Prefect worker
+forwards when it is stopped, never ends, and its idle warm workers, ended at ``atexit``,
+live on with it. Once SIGINT has arrived, the exit ends the idle warm workers first and
+gives Prefect's drains ``EXIT_GRACE_SECONDS``: what the API has not taken by then is
+lost, and the process ends with status 130, as an interrupted command does.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from types import FrameType
+
+from . import warm
+
+EXIT_GRACE_SECONDS = 10.0
+EXIT_STATUS = 128 + signal.SIGINT
+
+_armed = threading.Lock()
+
+
+def bound_exit_after_interrupt() -> None:
+    """Take SIGINT over from Python's default handler (main thread only, and only while
+    nobody else handles it): it still raises ``KeyboardInterrupt``."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, _on_interrupt)
+
+
+def _on_interrupt(signum: int, frame: FrameType | None) -> None:
+    if _armed.acquire(blocking=False):
+        try:
+            # threading runs its exit hooks last registered first: this one runs before
+            # every Prefect drain registered until now.
+            threading._register_atexit(_exit_within_grace)  # type: ignore[attr-defined]
+        except RuntimeError:  # the interpreter is exiting already
+            _exit_within_grace()
+    signal.default_int_handler(signum, frame)
+
+
+def _exit_within_grace() -> None:
+    warm.POOL.close()
+    timer = threading.Timer(EXIT_GRACE_SECONDS, _end_now)
+    timer.daemon = True
+    timer.start()
+
+
+def _end_now() -> None:
+    os.write(
+        2,
+        f"htcondor_runner: the Prefect API did not take the last logs and events within"
+        f" {EXIT_GRACE_SECONDS:.0f} s of Ctrl+C; exiting without them\n".encode(),
+    )
+    os._exit(EXIT_STATUS)
