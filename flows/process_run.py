@@ -1,8 +1,15 @@
 """process-run: one raw file from arrival to quality flag (docs/architecture.md §2).
 
-    ingest ─┬─ archive-to-tape
-            ├─ mirror-run
-            └─ reconstruct-run ── quality
+    check-abandoned ── ingest ─┬─ archive-to-tape (copy, read back, compare adler32)
+                               ├─ mirror-run
+                               └─ pedestal-for ── find-reco ── reconstruct-chunk × N
+                                  ── merge-reco ── register-reco ── quality
+
+Ingest is the one pass every later step needs (adler32, picture count, validity);
+after it the tape copy, the logbook row and the chunk jobs run at once, the chunks
+never waiting for tape. The flow run completes only when the tape copy read back as
+the raw file's adler32 AND the reconstruction and its quality are recorded: a tape
+failure fails the run (and counts against it) whatever the reconstruction did.
 
 Idempotent: every step first asks the catalog whether it is already done, so a
 duplicate notification or a rerun changes nothing.
@@ -14,12 +21,12 @@ from prefect import flow
 from prefect.states import Cancelled
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from cygno.flows.reconstruct_run import reconstruct_run
+from cygno.flows.reconstruct_run import start_reconstruction
 from cygno.tasks.bookkeeping import abandoned, record_failure_hook
 from cygno.tasks.ingest import ingest
 from cygno.tasks.mirror import mirror_run
 from cygno.tasks.quality import quality
-from cygno.tasks.reconstruct import resolve_config
+from cygno.tasks.reconstruct import chunk_task_runner, resolve_config
 from cygno.tasks.tape import archive_to_tape
 
 
@@ -37,8 +44,10 @@ def process_run(raw_uri: str, reco_version: str | None = None) -> dict:
     raw = ingest(raw_uri)
     archived = archive_to_tape.submit(raw)
     mirrored = mirror_run.submit(raw.run, raw.tag)
-    reco = reconstruct_run(raw, config)  # None for a pedestal run
-    report = quality(reco) if reco is not None else None
+    with chunk_task_runner() as runner:
+        reco = start_reconstruction(runner, raw, config).finish()  # None: a pedestal run
+    # quality compares runs of the same kind, which the logbook row gives the run
+    report = quality(reco, wait_for=[mirrored]) if reco is not None else None
     return {
         "run": raw.run,
         "tag": raw.tag,

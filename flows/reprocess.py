@@ -1,59 +1,46 @@
 """reprocess-runs: reconstruct catalogued runs again with a (new) reco version.
 
-Each run: raw file back from tape if S3 no longer has it → reconstruct-run → quality.
-Outputs of the new version go beside the old ones (the key holds the version); runs
-that already have it are not selected. One run failing does not stop the others.
+Each run: raw file back from tape if S3 no longer has it → its chunk jobs → merge →
+catalog → quality. Outputs of the new version go beside the old ones (the key holds the
+version); runs that already have it are not selected. One run failing does not stop the
+others; it is counted against its run (step "reprocess").
 
-Concurrency: at most ``max_parallel_runs`` runs at once (each its own subflow, in a
-thread), every run's chunks through its own task runner, in a sliding window: a run
-starts as soon as the one ``max_parallel_runs`` places before it ends, whatever its
-outcome. 2 suits local processes: while one run merges and plots its quality on the
-flow host, the next one's chunks keep the workers busy; more keeps a large HTCondor
-pool busy. The deployment itself allows one reprocess-runs at a time.
+Pipelined through ONE chunk task runner for the whole range, so the workers never wait
+for a run's fixed costs: while a run is merged and judged on the flow host (the flow's
+thread pool), the next runs' chunks keep the workers busy. A run's pictures go to one
+chunk up to ``chunk_events`` (no job inflates a file up to its chunk, and a one-chunk run
+is merged by storing the chunk), since the parallelism is across runs; at most
+``max_parallel_runs`` runs have chunk jobs queued or running at once, which bounds what
+waits on the flow host. The deployment itself allows one reprocess-runs at a time.
 """
 
 from __future__ import annotations
 
-from prefect import flow, task
-from prefect.futures import wait
+from prefect import flow
+from prefect.futures import PrefectFuture, wait
 from prefect.states import Completed, Failed
-from prefect.utilities.annotations import allow_failure
+from prefect.task_runners import ThreadPoolTaskRunner
 
-from cygno.flows.reconstruct_run import reconstruct_run
-from cygno.reco.config import RecoConfig
+from cygno.flows.reconstruct_run import start_reconstruction
 from cygno.reco.config import reco_version as version_of
-from cygno.tasks.bookkeeping import record_failure_hook, select_runs
-from cygno.tasks.models import RawFile
+from cygno.tasks.bookkeeping import record_failure, select_runs
 from cygno.tasks.quality import quality, quality_trends
-from cygno.tasks.reconstruct import resolve_config
+from cygno.tasks.reconstruct import (
+    chunk_task_runner,
+    merge_reco,
+    register_reco,
+    resolve_config,
+)
 from cygno.tasks.tape import recall_from_tape
 
 
-@flow(
-    name="reprocess-run",
-    flow_run_name="reprocess-{raw.tag}-{raw.run}",
-    validate_parameters=False,
-    on_failure=[record_failure_hook("reprocess")],
-)
-def reprocess_run(raw: RawFile, config: RecoConfig) -> str | None:
-    recall_from_tape(raw.key)
-    reco = reconstruct_run(raw, config)  # None for a pedestal run
-    return quality(reco, trends=False).flag if reco is not None else None  # trends: at the end
-
-
-@task(name="reprocess-in-parallel")
-def _reprocess_run_in_thread(raw: RawFile, config: RecoConfig) -> str | None:
-    """Lets several reprocess-run subflows run at once (a flow call blocks its thread)."""
-    return reprocess_run(raw, config)
-
-
-@flow(name="reprocess-runs")
+@flow(name="reprocess-runs", task_runner=ThreadPoolTaskRunner(max_workers=4))
 def reprocess(
     first_run: int | None = None,
     last_run: int | None = None,
     tag: str = "LNGS",
     reco_config: str | None = None,
-    max_parallel_runs: int = 2,
+    max_parallel_runs: int = 4,
 ):
     """Reconstruct every catalogued run of ``tag`` in [first_run, last_run] (all when
     unset) that lacks the reco version ``reco_config`` produces.
@@ -63,18 +50,40 @@ def reprocess(
     Its reco version, ``<package version>+<configuration hash>``, follows from it.
     """
     config = resolve_config(reco_config)
-    runs = select_runs(first_run, last_run, tag, version_of(config))
+    version = version_of(config)
+    runs = select_runs(first_run, last_run, tag, version)
     window = max(1, max_parallel_runs)
-    futures = []
-    for i, raw in enumerate(runs):
-        after = [allow_failure(futures[i - window])] if i >= window else []
-        futures.append(_reprocess_run_in_thread.submit(raw, config, wait_for=after))
-    wait(futures)
-    states = {raw.run: future.state for raw, future in zip(runs, futures, strict=True)}
+    judged: dict[int, PrefectFuture | None] = {}  # run → its quality task; None: nothing to do
+    refused: dict[int, str] = {}  # run → why it could not start
+    chunks: list[list[PrefectFuture]] = []
+    with chunk_task_runner() as runner:
+        for i, raw in enumerate(runs):
+            if i >= window:
+                wait(chunks[i - window])  # the run `window` places back has left the workers
+            chunks.append([])
+            try:
+                recall_from_tape(raw.key)
+                started = start_reconstruction(runner, raw, config, workers=1, look_up=False)
+            except Exception as error:  # the run fails alone, with its reason
+                refused[raw.run] = f"{type(error).__name__}: {error}"
+                continue
+            if started.chunks is None:  # a pedestal run
+                judged[raw.run] = None
+                continue
+            chunks[-1] = started.chunks
+            merged = merge_reco.submit(raw, started.chunks, version, started.pedestal)
+            registered = register_reco.submit(merged, config)
+            judged[raw.run] = quality.submit(registered, trends=False)  # trends: at the end
+        wait([future for future in judged.values() if future is not None])
+    failed = dict(refused)
+    for run, future in judged.items():
+        if future is not None and not future.state.is_completed():
+            failed[run] = future.state.message or future.state.name
+    for run, message in sorted(failed.items()):
+        record_failure(run, tag, "reprocess", message)
     if runs:
-        quality_trends(tag, version_of(config))  # once, not after every run
-    failed = sorted(run for run, state in states.items() if not state.is_completed())
-    done = len(states) - len(failed)
+        quality_trends(tag, version)  # once, not after every run
+    done = len(runs) - len(failed)
     if failed:
-        return Failed(message=f"{done} runs reprocessed, failed: {failed}")
-    return Completed(message=f"{done} runs reprocessed with {version_of(config)}")
+        return Failed(message=f"{done} runs reprocessed, failed: {sorted(failed)}")
+    return Completed(message=f"{done} runs reprocessed with {version}")

@@ -49,12 +49,21 @@ def record_failure_hook(step: str):
             tag, run = (raw["tag"], raw["run"]) if isinstance(raw, dict) else (raw.tag, raw.run)
         else:
             return
-        resources.catalog().record_failure(
-            run, tag, step, state.message or state.name, abandon_after=ABANDON_AFTER
-        )
+        _count_failure(run, tag, step, state.message or state.name)
 
     record.__name__ = f"record_{step.replace('-', '_')}_failure"
     return record
+
+
+def _count_failure(run: int, tag: str, step: str, message: str) -> None:
+    resources.catalog().record_failure(run, tag, step, message, abandon_after=ABANDON_AFTER)
+
+
+@task(name="record-failure", retries=2, retry_delay_seconds=5, timeout_seconds=120)
+def record_failure(run: int, tag: str, step: str, message: str) -> None:
+    """Count a failure against a run from inside a flow that handles many runs (one
+    failed run of reprocess-runs is not a failed flow run, so no hook sees it)."""
+    _count_failure(run, tag, step, message)
 
 
 @task(name="select-runs", retries=2, retry_delay_seconds=5)

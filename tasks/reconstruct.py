@@ -161,18 +161,17 @@ reconstruct_chunk = task(
 def merge_reco(
     raw: RawFile, outputs: list[ChunkOutput], version: str, pedestal: Pedestal
 ) -> RecoOutput:
-    """Concatenate the chunks in event order into reco/<version>/<tag>/reco_runNNNNN.root."""
+    """Concatenate the chunks in event order into reco/<version>/<tag>/reco_runNNNNN.root.
+
+    One chunk is the run's file as it stands (the same trees, values and parameters a
+    merge would write): it is stored without decoding it again."""
     store = resources.store()
     product = reco_product(raw, version, pedestal)
     key = product.key
-    with tempfile.TemporaryDirectory(prefix="cygno-merge-") as tmp:
-        parts = []
-        for output in sorted(outputs, key=lambda o: o.chunk.start):
-            part = Path(tmp) / f"chunk_{output.chunk.start:06d}.root"
-            part.write_bytes(output.root)
-            parts.append(part)
-        merged = rootio.merge(parts, Path(tmp) / "merged.root")
-        store.put_file(merged, key)
+    if len(outputs) == 1:
+        store.put_bytes(key, outputs[0].root)
+    else:
+        _merge_into(store, key, outputs)
     events = sum(o.pictures - o.vetoed for o in outputs)
     clusters = sum(o.clusters for o in outputs)
     seconds = tuple(o.seconds for o in outputs)
@@ -188,6 +187,17 @@ def merge_reco(
         seconds,
         product.lineage,
     )
+
+
+def _merge_into(store, key: str, outputs: list[ChunkOutput]) -> None:
+    """Several chunks: decoded and written again as one file (rootio.merge)."""
+    with tempfile.TemporaryDirectory(prefix="cygno-merge-") as tmp:
+        parts = []
+        for output in sorted(outputs, key=lambda o: o.chunk.start):
+            part = Path(tmp) / f"chunk_{output.chunk.start:06d}.root"
+            part.write_bytes(output.root)
+            parts.append(part)
+        store.put_file(rootio.merge(parts, Path(tmp) / "merged.root"), key)
 
 
 @task(
