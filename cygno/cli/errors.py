@@ -18,10 +18,6 @@ from typing import BinaryIO, NoReturn
 
 import click
 
-from cygno.storage.midas.errors import MidasFormatError
-from cygno.storage.midas.format import BOR_ID, MIDAS_MAGIC
-from cygno.storage.midas.stream import detect_compression
-
 #: Exit status of a usage error (a bad option or argument), as click uses it.
 USAGE = 2
 #: Exit status of a mistake found while running (a bad file, an unknown run).
@@ -46,12 +42,19 @@ def reported(run: Callable[[], object]) -> int:
         _fail(error.format_message(), USAGE)
     except click.Abort:
         _fail("aborted", 130)
-    except (CliError, MidasFormatError) as error:
+    except (CliError, _midas_format_error()) as error:
         _fail(str(error), MISTAKE)
     except OSError as error:  # no such file, a directory, no permission, unknown config
         where = f"{error.filename}: " if error.filename else ""
         _fail(f"{where}{error.strerror or error}", MISTAKE)
     return result if isinstance(result, int) else 0
+
+
+def _midas_format_error() -> type[Exception]:
+    """The MIDAS reader's error class, when a command loaded the reader (only then can it
+    have been raised): a command that never reads MIDAS does not import it, nor numpy."""
+    errors = sys.modules.get("cygno.storage.midas.errors")
+    return errors.MidasFormatError if errors is not None else CliError
 
 
 def replaced_on_success(output: Path) -> Path:
@@ -64,6 +67,8 @@ def require_midas(handle: BinaryIO, name: str) -> None:
     """Refuse, in one line, a file that is not MIDAS at all (a text file, an image): a
     MIDAS run starts with its begin-of-run event (id 0x8000, mask "MI"), compressed or
     not. Damage further in is the reader's to report, with its offset and event."""
+    from cygno.storage.midas.format import BOR_ID, MIDAS_MAGIC
+
     head = handle.read(HEAD_BYTES)
     handle.seek(0)
     try:
@@ -79,6 +84,8 @@ HEAD_BYTES = 1 << 16
 
 
 def _inflated_start(head: bytes) -> bytes:
+    from cygno.storage.midas.stream import detect_compression
+
     kind = detect_compression(head)
     if kind == "gzip":
         return zlib.decompressobj(31).decompress(head, 16)
