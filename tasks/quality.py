@@ -7,10 +7,10 @@ from __future__ import annotations
 import functools
 import io
 import re
+import uuid
 
 from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
-from prefect.events import emit_event
 from prefect.tasks import exponential_backoff
 
 from cygno.events import QUALITY_ALARM, run_resource_id
@@ -69,18 +69,30 @@ def quality_product(reco: RecoOutput, thresholds: dq.Thresholds) -> Product:
     return Product(key, made_by)
 
 
-def _alarm(reco: RecoOutput, outcome: QualityOutcome, url: str) -> None:
-    emit_event(
-        event=QUALITY_ALARM,
-        resource={
-            "prefect.resource.id": run_resource_id(reco.tag, reco.run),
-            "prefect.resource.name": f"{reco.tag} run {reco.run}",
-            "cygno.run": str(reco.run),
-            "cygno.tag": reco.tag,
-            "cygno.reco_version": reco.reco_version,
-            "cygno.flag": outcome.flag,
-        },
-        payload={"flag": outcome.flag, "reason": outcome.reason, "summary": url},
+#: Namespace of alarm ids: uuid5(ALARM_NAMESPACE, "<summary URI>@<quality lineage>").
+ALARM_NAMESPACE = uuid.UUID("0d6f4a52-3c1e-5b7a-8e29-4f1c6a7b9d30")
+
+
+def _alarm(reco: RecoOutput, outcome: QualityOutcome, url: str, judged: str) -> None:
+    """Post the alarm now: delivered, or an error naming the Prefect API (never lost in
+    a background queue). Its id is the judged output's (``judged``: summary URI and
+    lineage), so the server keeps one event however often a retry sends it again."""
+    resources.post_events(
+        [
+            {
+                "id": str(uuid.uuid5(ALARM_NAMESPACE, judged)),
+                "event": QUALITY_ALARM,
+                "resource": {
+                    "prefect.resource.id": run_resource_id(reco.tag, reco.run),
+                    "prefect.resource.name": f"{reco.tag} run {reco.run}",
+                    "cygno.run": str(reco.run),
+                    "cygno.tag": reco.tag,
+                    "cygno.reco_version": reco.reco_version,
+                    "cygno.flag": outcome.flag,
+                },
+                "payload": {"flag": outcome.flag, "reason": outcome.reason, "summary": url},
+            }
+        ]
     )
 
 
@@ -102,9 +114,10 @@ def quality(
     prefix = keys.quality_prefix(reco.reco_version, reco.tag, reco.run)
     product = quality_product(reco, thresholds)
     summary_key = product.key
+    judged = f"{store.uri(summary_key)}@{product.lineage}"
     done = catalog.quality_report(reco.run, reco.tag, reco.reco_version)
     if done is not None and is_done(store, product, done.lineage):
-        return QualityOutcome(
+        outcome = QualityOutcome(
             reco.run,
             reco.tag,
             reco.reco_version,
@@ -113,6 +126,9 @@ def quality(
             summary_key,
             dict(done.summary or {}),
         )
+        if outcome.flag != "good":  # again: a retry after the API failed must not lose it
+            _alarm(reco, outcome, f"{public_url()}/files/{summary_key}", judged)
+        return outcome
 
     pedestal, picture_shape = None, None
     if reco.pedestal is not None:
@@ -171,7 +187,7 @@ def quality(
         report.summary,
     )
     if report.flag != "good":
-        _alarm(reco, outcome, f"{base}/files/{summary_key}")
+        _alarm(reco, outcome, f"{base}/files/{summary_key}", judged)
     return outcome
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import time
 import warnings
 
 from cygno.deployments.webapp import create_app
@@ -50,17 +51,24 @@ def test_a_sparking_run_is_flagged_plotted_and_raises_an_alarm(plat):
     assert "pictures" in str(table)
 
     resource = f"cygno.run.LNGS.{run.run_number:05d}"
+
     # Earlier tests of the session may have raised alarms for a run with the same number.
-    (alarm,) = wait_for(
-        lambda: [
+    def alarms() -> list[dict]:
+        return [
             event
             for event in events_named(QUALITY_ALARM, resource)
             if dt.datetime.fromisoformat(event["occurred"]) >= started
-        ],
-        what="the alarm event",
-    )
+        ]
+
+    (alarm,) = wait_for(alarms, what="the alarm event")
     assert alarm["resource"]["cygno.flag"] == report.flag
     assert alarm["payload"]["reason"]
+
+    # A rerun (or a retry after the Prefect API failed) sends the alarm of the judged
+    # output again, under the same id: the server keeps one.
+    process_run(plat.store.uri(run.key))
+    time.sleep(1.5)  # three persister flushes
+    assert [event["id"] for event in alarms()] == [alarm["id"]]
 
 
 def test_the_reference_is_a_run_of_the_same_geometry_or_none(plat):
