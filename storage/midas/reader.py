@@ -13,7 +13,8 @@ Random access goes through a one-pass EventIndex. Costs, per compression:
   first picture and inflates at most ~32 MiB it does not need (zlib speed from there on,
   in 128 MiB reads: see gzindex.py).
   Without access points, a chunk read inflates with isal (but does not decode) everything
-  before it. Sequential reading always uses isal.
+  before it. Sequential reading always uses isal: its C reader (IsalGzipSource) when the
+  file object seeks, else isal's decompressor block by block (InflateSource).
 - lz4 / bz2: no restartable state is exposed, so a chunk read inflates from the start,
   skipping (not decoding) earlier events; LZ4 inflates at several GB/s, so this is cheap.
 """
@@ -34,7 +35,7 @@ from .format import BOR_ID, EOR_ID, EVENT_HEADER, MESSAGE_ID, PICTURE_ID
 from .gzindex import Fingerprint, GzipAccessIndex
 from .odb import camera_shapes, parse_odb
 from .scan import MAX_EVENT_SIZE, EventHeader, Scanner, name_of, open_binary
-from .stream import InflateSource, PlainSource, detect_compression
+from .stream import InflateSource, IsalGzipSource, PlainSource, detect_compression
 
 CHECKPOINT_EVERY = 32 << 20
 #: isal inflates this many times faster than zlib (which indexed_gzip uses): entering at
@@ -187,6 +188,8 @@ class MidasFile:
         head = self._rewind()
         if self.compression is None:
             return PlainSource(self._raw, head, self._base, self._size)
+        if self.compression == "gzip" and self._size is not None and hasattr(self._raw, "readinto"):
+            return IsalGzipSource(self._raw, self._base, self._size)
         return InflateSource(self._raw, head, self.compression)
 
     def _can_enter_gzip(self) -> bool:

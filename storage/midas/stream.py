@@ -3,6 +3,11 @@
 The file is never loaded whole: compressed input is pulled in 1 MiB blocks and inflated with
 a bounded output size. gzip is inflated with isal (several times faster than zlib); entering
 a gzip stream mid-way is gzindex.py's job (indexed_gzip access points).
+
+Two gzip sources: IsalGzipSource (a seekable file: isal's C reader inflates each read straight
+into the bytes returned, the fast path for reading) and InflateSource (any file object, block
+by block, naming every defect). The first hands over to the second at the first doubt, so both
+report a damaged file the same way.
 """
 
 from __future__ import annotations
@@ -11,14 +16,15 @@ import bz2
 import zlib
 from typing import IO, Any
 
-try:
-    from isal import isal_zlib as _fast_zlib
-except ImportError:  # pragma: no cover - isal is pinned
-    _fast_zlib = zlib
+import numpy as np
+from isal import isal_zlib as _fast_zlib
 
 RAW_BLOCK = 1 << 20
 MIN_OUT = 1 << 20
 SKIP_OUT = 4 << 20
+#: IsalGzipSource returns reads of at least this size as read-only memoryviews on numpy
+#: buffers (see _fast_read), smaller ones as bytes.
+LARGE_READ = 1 << 20
 
 #: No real run inflates more than this (camera pictures are noise around a pedestal,
 #: a few times smaller compressed); beyond it the input is refused as a bomb.
@@ -29,7 +35,7 @@ INFLATION_FLOOR = 16 << 20
 #: lz4's OSError/RuntimeError/EOFError).
 _DECOMPRESS_ERRORS: tuple[type[BaseException], ...] = (
     zlib.error,
-    getattr(_fast_zlib, "error", zlib.error),
+    _fast_zlib.error,
     OSError,
     EOFError,
     RuntimeError,
@@ -282,3 +288,115 @@ class InflateSource:
     @property
     def compressed_offset(self) -> int:
         return self._compressed
+
+
+class IsalGzipSource:
+    """A seekable gzip file read by isal's C reader: each read inflates straight into the
+    bytes object it returns (no block copies, no joins) and isal checks every member's
+    CRC32 and ISIZE. About 15% less CPU than InflateSource on camera pictures.
+
+    isal's reader raises without saying where, follows members and skips zero padding
+    silently. So at the first doubt (an error, a read that would inflate beyond the bomb
+    ratio, or an end that is not exactly the file's final trailer) the stream is handed over
+    to an InflateSource re-inflated from byte 0 to the same offset: defects are named exactly
+    as InflateSource names them, and only damaged or unusual files pay the second inflation.
+    """
+
+    def __init__(
+        self, raw: IO[bytes], base: int, size: int, max_ratio: float = MAX_INFLATION_RATIO
+    ) -> None:
+        """`raw` must seek and have readinto(); the gzip stream spans `size` bytes from `base`."""
+        self._raw, self._base, self._size, self._max_ratio = raw, base, size, max_ratio
+        raw.seek(base)
+        self._reader = _fast_zlib._GzipReader(raw, RAW_BLOCK)
+        self._produced = 0
+        self._ended = False
+        self._careful: InflateSource | None = None
+
+    @property
+    def offset(self) -> int:
+        return self._careful.offset if self._careful is not None else self._produced
+
+    @property
+    def truncated(self) -> bool:
+        return self._careful is not None and self._careful.truncated
+
+    @property
+    def garbage(self) -> int | None:
+        return self._careful.garbage if self._careful is not None else None
+
+    @property
+    def damaged(self) -> str | None:
+        return self._careful.damaged if self._careful is not None else None
+
+    @property
+    def refused(self) -> str | None:
+        return self._careful.refused if self._careful is not None else None
+
+    def read(self, n: int) -> bytes | memoryview:
+        if self._careful is None:
+            data = self._fast_read(n)
+            if data is not None:
+                self._produced += len(data)
+                return data
+            self._hand_over()
+        assert self._careful is not None
+        return self._careful.read(n)
+
+    def skip(self, n: int) -> int:
+        done = 0
+        while done < n:
+            want = min(n - done, SKIP_OUT)
+            got = len(self.read(want))
+            done += got
+            if got < want:
+                break
+        return done
+
+    def _fast_read(self, n: int) -> bytes | memoryview | None:
+        """`n` bytes (fewer at a clean end) from isal, or None: hand over to InflateSource.
+
+        A large read inflates into an uninitialised numpy buffer (no zero fill; numpy asks
+        for huge pages, so fewer page faults) in RAW_BLOCK steps, so that isal's CRC32 runs
+        over output still in cache; measured on LIME pictures, 5% less CPU than one
+        bytes object per event. It is returned as a read-only memoryview (bank arrays on it
+        stay read-only, like views on bytes).
+        """
+        if self._ended:
+            return b""
+        compressed = self._raw.tell() - self._base
+        if self._produced + n > max(INFLATION_FLOOR, self._max_ratio * compressed):
+            return None  # might be a bomb: InflateSource refuses it block by block
+        try:
+            data = self._large_read(n) if n >= LARGE_READ else self._reader.read(n)
+        except _DECOMPRESS_ERRORS:
+            return None
+        if len(data) < n:
+            if not self._final_trailer_matches(self._produced + len(data)):
+                return None
+            self._ended = True
+        return data
+
+    def _large_read(self, n: int) -> memoryview:
+        view = memoryview(np.empty(n, np.uint8))
+        got = 0
+        while got < n and (k := self._reader.readinto(view[got : got + RAW_BLOCK])):
+            got += k
+        return view[:got].toreadonly()
+
+    def _final_trailer_matches(self, total: int) -> bool:
+        """Does the file end with the ISIZE of everything inflated? Then nothing (no zero
+        padding, no second member) follows the one member isal read. ISIZE 0 is ambiguous
+        (zero padding ends in zeros too): InflateSource decides."""
+        isize = total & 0xFFFFFFFF
+        if isize == 0 or self._size < 4:
+            return False
+        self._raw.seek(self._base + self._size - 4)
+        return int.from_bytes(self._raw.read(4), "little") == isize
+
+    def _hand_over(self) -> None:
+        """Re-inflate from byte 0 with InflateSource up to where isal's reads stopped."""
+        self._raw.seek(self._base)
+        careful = InflateSource(self._raw, b"", "gzip", self._max_ratio)
+        careful.skip(self._produced)
+        self._careful = careful
