@@ -12,6 +12,7 @@ temporary name in the target directory, then renamed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import uuid
@@ -199,23 +200,20 @@ def read_params(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def _chunk_arrays(
-    path: str | os.PathLike, cluster_fields: Mapping[str, str], step: int
+    tree: Any, cluster_fields: Mapping[str, str], step: int
 ) -> Iterator[dict[str, Any]]:
-    with uproot.open(path) as f:
-        names = list(EVENT_BRANCHES) + list(cluster_fields) + list(REDPIX_BRANCHES)
-        for arrays in f[TREE].iterate(names, step_size=step, library="ak"):
-            data: dict[str, Any] = {k: ak.to_numpy(arrays[k]) for k in EVENT_BRANCHES}
-            data["sc"] = ak.zip({k[len("sc_") :]: arrays[k] for k in cluster_fields})
-            data["redpix"] = ak.zip({k[len("redpix_") :]: arrays[k] for k in REDPIX_BRANCHES})
-            yield data
+    names = list(EVENT_BRANCHES) + list(cluster_fields) + list(REDPIX_BRANCHES)
+    for arrays in tree.iterate(names, step_size=step, library="ak"):
+        data: dict[str, Any] = {k: ak.to_numpy(arrays[k]) for k in EVENT_BRANCHES}
+        data["sc"] = ak.zip({k[len("sc_") :]: arrays[k] for k in cluster_fields})
+        data["redpix"] = ak.zip({k[len("redpix_") :]: arrays[k] for k in REDPIX_BRANCHES})
+        yield data
 
 
-def _first_event(path: str | os.PathLike) -> int:
-    with uproot.open(path) as f:
-        tree = f[TREE]
-        if tree.num_entries == 0:
-            return -1
-        return int(tree["event"].array(entry_stop=1, library="np")[0])
+def _first_event(tree: Any) -> int:
+    if tree.num_entries == 0:
+        return -1
+    return int(tree["event"].array(entry_stop=1, library="np")[0])
 
 
 def merge(
@@ -226,30 +224,37 @@ def merge(
     """Concatenate chunk files of one run into one file, in event order (no hadd).
 
     Reco_params is taken once, from the chunks (which must agree on the reco version
-    and input); its ``events`` range becomes the union of the chunks' ranges.
+    and input); its ``events`` range becomes the union of the chunks' ranges. Each chunk
+    is opened, and its trees' metadata (hundreds of branches) read, once.
     """
-    files = sorted((Path(p) for p in chunk_files), key=_first_event)
-    if not files:
-        raise ValueError("nothing to merge")
-    params_all = [read_params(p) for p in files]
-    params = dict(params_all[0])
-    for other, path in zip(params_all[1:], files[1:], strict=True):
-        for key in ("reco_version", "input_uri", "input_adler32", "config"):
-            if other.get(key) != params.get(key):
-                raise ValueError(f"{path}: {key} differs from {files[0]}, refusing to merge")
-    ranges = [p.get("events") for p in params_all]
-    if all(r is not None for r in ranges):
-        params["events"] = [min(r[0] for r in ranges), max(r[1] for r in ranges)]
-    else:
-        params["events"] = None
-    with uproot.open(files[0]) as f:
+    with contextlib.ExitStack() as stack:
+        opened = [(Path(p), stack.enter_context(uproot.open(p))) for p in chunk_files]
+        if not opened:
+            raise ValueError("nothing to merge")
+        chunks = sorted(
+            ((path, f, f[TREE]) for path, f in opened), key=lambda chunk: _first_event(chunk[2])
+        )
+        params_all = [json.loads(str(f[PARAMS_JSON])) for _, f, _ in chunks]
+        params = dict(params_all[0])
+        for other, (path, _, _) in zip(params_all[1:], chunks[1:], strict=True):
+            for key in ("reco_version", "input_uri", "input_adler32", "config"):
+                if other.get(key) != params.get(key):
+                    raise ValueError(
+                        f"{path}: {key} differs from {chunks[0][0]}, refusing to merge"
+                    )
+        ranges = [p.get("events") for p in params_all]
+        if all(r is not None for r in ranges):
+            params["events"] = [min(r[0] for r in ranges), max(r[1] for r in ranges)]
+        else:
+            params["events"] = None
+        first = chunks[0][2]
         cluster_fields = {
-            k: str(np.dtype(f[TREE][k].interpretation.content.to_dtype))
-            for k in f[TREE].keys(filter_name="sc_*")
+            k: str(np.dtype(first[k].interpretation.content.to_dtype))
+            for k in first.keys(filter_name="sc_*")
         }
-    with RecoWriter(out, params, cluster_fields) as writer:
-        for path in files:
-            for data in _chunk_arrays(path, cluster_fields, step):
-                writer.extend_arrays(data)
-        merge_pmt(files, writer.file)
+        with RecoWriter(out, params, cluster_fields) as writer:
+            for _, _, tree in chunks:
+                for data in _chunk_arrays(tree, cluster_fields, step):
+                    writer.extend_arrays(data)
+            merge_pmt([f for _, f, _ in chunks], writer.file)
     return Path(out)

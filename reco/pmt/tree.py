@@ -10,13 +10,10 @@ has digitizer banks, so a run without them has none.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterable
-from pathlib import Path
 from typing import Any
 
 import awkward as ak
-import uproot
 
 from cygno.reco.pmt.event import PMTColumns, PMTReconstructor
 from cygno.reco.pmt.params import PMTParams
@@ -137,22 +134,22 @@ class PMTStage:
         self.trees.flush()
 
 
-def _chunk_data(path: str | os.PathLike, name: str, step: int) -> Iterable[dict[str, Any]]:
-    with uproot.open(path) as f:
-        if name not in f:
-            return
-        scalars = list(TREES[name])
-        peaks = [f"{PEAK_RECORD}_{k}" for k in PEAK_BRANCHES]
-        for arrays in f[name].iterate(scalars + peaks, step_size=step, library="ak"):
-            data: dict[str, Any] = {k: ak.to_numpy(arrays[k]) for k in scalars}
-            data[PEAK_RECORD] = ak.zip({k: arrays[f"{PEAK_RECORD}_{k}"] for k in PEAK_BRANCHES})
-            yield data
+def _chunk_data(source: Any, name: str, step: int) -> Iterable[dict[str, Any]]:
+    if name not in source:
+        return
+    scalars = list(TREES[name])
+    peaks = [f"{PEAK_RECORD}_{k}" for k in PEAK_BRANCHES]
+    for arrays in source[name].iterate(scalars + peaks, step_size=step, library="ak"):
+        data: dict[str, Any] = {k: ak.to_numpy(arrays[k]) for k in scalars}
+        data[PEAK_RECORD] = ak.zip({k: arrays[f"{PEAK_RECORD}_{k}"] for k in PEAK_BRANCHES})
+        yield data
 
 
-def merge_pmt(files: Iterable[str | os.PathLike | Path], file: Any, step: int = 2000) -> None:
-    """Append the PMT trees of chunk `files` (in the given order) to the open `file`."""
+def merge_pmt(chunks: Iterable[Any], file: Any, step: int = 2000) -> None:
+    """Append the PMT trees of the chunk files (open ``uproot`` files, in the given
+    order) to the open `file`."""
     trees = PMTTrees(file)
-    for path in files:
+    for source in chunks:
         for name in TREES:
-            for data in _chunk_data(path, name, step):
+            for data in _chunk_data(source, name, step):
                 trees.extend(name, data)
