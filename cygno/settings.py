@@ -101,6 +101,18 @@ class Settings(BaseSettings):
         default=4200, description="Port of the local stack's Prefect server (cygno stack up)"
     )
     stack_s3_port: int = Field(default=4566, description="Port of the local stack's S3 (--s3)")
+    stack_crash_silence_seconds: int | None = Field(
+        default=None,
+        gt=30,
+        description="Local stack: seconds without a heartbeat (one every 30 s) before the "
+        "shipped automation crashes a flow run (default: deployments/automations.yaml's)",
+    )
+    stack_db_mirror_interval_seconds: int | None = Field(
+        default=None,
+        gt=0,
+        description="Local stack: seconds between scheduled db-mirror runs "
+        "(default: prefect.yaml's)",
+    )
     bridge_token: SecretStr | None = None
     public_url: str | None = Field(
         default=None,

@@ -2,11 +2,14 @@
 
 ``prefect automation create`` adds a copy on every call; this replaces automations by
 name, so applying the file again (every ``cygno stack up``) leaves exactly one of each.
-Run as ``python -m cygno.deployments.automations FILE`` with ``PREFECT_API_URL`` set.
+Run as ``python -m cygno.deployments.automations FILE`` with ``PREFECT_API_URL`` set;
+``--silence SECONDS`` shortens the wait of the silence-detecting (proactive) triggers, for
+a test stack that cannot wait the shipped 90 s.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import sys
 from pathlib import Path
@@ -19,10 +22,15 @@ from cygno.resources import PrefectApiUnavailable, prefect_api
 from cygno.settings import get_settings
 
 
-def load(path: Path) -> list[AutomationCore]:
-    """The automations a YAML file defines (a list under ``automations:``)."""
-    data = yaml.safe_load(path.read_text())
-    return [AutomationCore.model_validate(item) for item in data["automations"]]
+def load(path: Path, silence: int | None = None) -> list[AutomationCore]:
+    """The automations a YAML file defines (a list under ``automations:``); with
+    ``silence``, every proactive trigger fires after that many seconds instead."""
+    items = yaml.safe_load(path.read_text())["automations"]
+    if silence is not None:
+        for item in items:
+            if item["trigger"].get("posture") == "Proactive":
+                item["trigger"]["within"] = silence
+    return [AutomationCore.model_validate(item) for item in items]
 
 
 async def apply(automations: list[AutomationCore]) -> list[str]:
@@ -40,12 +48,15 @@ async def _apply(automations: list[AutomationCore]) -> list[str]:
     return [automation.name for automation in automations]
 
 
-def main(argv: list[str]) -> int:
-    if len(argv) != 1:
-        print("usage: python -m cygno.deployments.automations FILE", file=sys.stderr)
-        return 2
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m cygno.deployments.automations")
+    parser.add_argument("file", type=Path)
+    parser.add_argument(
+        "--silence", type=int, help="seconds a proactive trigger waits (default: the file's)"
+    )
+    args = parser.parse_args(argv)
     try:
-        names = asyncio.run(apply(load(Path(argv[0]))))
+        names = asyncio.run(apply(load(args.file, args.silence)))
     except PrefectApiUnavailable as error:
         print(f"cygno: {error}", file=sys.stderr)
         return 1
@@ -55,4 +66,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main(sys.argv[1:]))
+    raise SystemExit(main())

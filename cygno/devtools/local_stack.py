@@ -8,6 +8,7 @@ needed in production, where the server, workers and bridge run as managed servic
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -20,6 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import httpx
+import psutil
 
 from cygno.resources import prefect_environment
 from cygno.settings import Settings, get_settings
@@ -223,7 +225,18 @@ class LocalStack:
         self._prefect(
             env, log, "deploy", "--all", "--prefect-file", str(REPO_ROOT / "prefect.yaml")
         )
-        self._prefect_python(env, log, "cygno.deployments.automations", str(AUTOMATIONS))
+        silence = self.settings.stack_crash_silence_seconds
+        self._prefect_python(
+            env,
+            log,
+            "cygno.deployments.automations",
+            str(AUTOMATIONS),
+            *(["--silence", str(silence)] if silence else []),
+        )
+        if interval := self.settings.stack_db_mirror_interval_seconds:
+            self._prefect_python(
+                env, log, "cygno.devtools.reschedule", "db-mirror/db-mirror", str(interval)
+            )
 
     def _prefect(self, env: dict[str, str], log: Callable[[str], None], *args: str) -> None:
         self._run([str(Path(sys.executable).parent / "prefect"), "--no-prompt", *args], env, log)
@@ -262,11 +275,15 @@ class LocalStack:
         return ServiceRecord(name=name, pid=process.pid, argv=argv, log=str(log_path))
 
     def down(self, log: Callable[[str], None] = print) -> None:
-        """Stop every service this stack started: SIGTERM its process group, then SIGKILL."""
+        """Stop every service this stack started: SIGTERM its process group, then SIGKILL;
+        then its descendants in sessions of their own (the worker's flow-run processes).
+        Returns once all of them are gone."""
         for record in reversed(self._records()):
             if _alive(record.pid):
                 log(f"stopping {record.name}")
+                descendants = _descendants(record.pid)
                 _terminate_group(record.pid)
+                _terminate(descendants)
         if self.state_file.exists():
             self.state_file.unlink()
 
@@ -297,6 +314,25 @@ def _terminate_group(pid: int, grace: float = 15.0) -> None:
             if not _group_alive(pid):
                 return
             time.sleep(0.2)
+
+
+def _descendants(pid: int) -> list[psutil.Process]:
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+
+
+def _terminate(processes: list[psutil.Process], grace: float = 15.0) -> None:
+    """SIGTERM, then SIGKILL after ``grace`` seconds, and wait until every one is gone."""
+    alive = [p for p in processes if p.is_running()]
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for process in alive:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.send_signal(sig)
+        _gone, alive = psutil.wait_procs(alive, timeout=grace)
+        if not alive:
+            return
 
 
 def _group_alive(pgid: int) -> bool:
