@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import threading
 
-from cygno.flows.process_run import process_run
 from cygno.storage import keys
 from cygno.storage.catalog import Catalog
 from cygno.storage.catalog.runs import RunHasRawFile
+from cygno.tasks.ingest import SecondRawFile, ingest
+from cygno.tasks.models import RawFile
 
 ROUNDS = 8
 
@@ -52,22 +53,22 @@ def test_two_keys_of_one_run_written_at_once_make_one_raw_file_row(db_url):
     catalog.close()
 
 
-def test_two_keys_of_one_run_processed_at_once_one_is_refused(plat):
-    (run,) = plat.simulate(runs=0)  # a pedestal run: processed in seconds
+def test_two_keys_of_one_run_ingested_at_once_one_is_refused(plat):
+    (run,) = plat.simulate(runs=0)  # a pedestal run: read in a moment
     data = plat.store.get_bytes(run.key)
     other = keys.raw_key("LNGS", run.run_number, ".mid")
     plat.store.put_bytes(other, data)  # the same bytes under the other suffix
     uris = [plat.store.uri(run.key), plat.store.uri(other)]
 
-    states = _at_once(*(lambda u=u: process_run(u, return_state=True) for u in uris))
+    outcome = _at_once(*(lambda u=u: ingest.fn(u) for u in uris))
 
-    done = [s for s in states if s.is_completed()]
-    refused = [s for s in states if s.is_failed()]
-    assert len(done) == 1 and len(refused) == 1, [s.message for s in states]
+    (refused,) = [o for o in outcome if isinstance(o, SecondRawFile)]
+    (ingested,) = [o for o in outcome if isinstance(o, RawFile)]
     (row,) = [r for r in plat.catalog.raw_files() if r.run == run.run_number]
-    assert "second raw file" in refused[0].message and row.uri in refused[0].message
-    assert len(plat.catalog.tape_copies(raw_uri=row.uri)) == 1
-    assert [e.key for e in plat.tape.list(keys.RAW_PREFIX)] == [plat.store.key_of(row.uri)]
+    assert row.uri == ingested.uri and row.state == "ingested"
+    assert f"second raw file for LNGS run {run.run_number}, which already has {row.uri}" in str(
+        refused
+    )
     assert not plat.catalog.run(run.run_number, "LNGS").failures  # a refusal is no failure
     for key in (run.key, other):  # nothing moved, nothing lost
         assert plat.store.get_bytes(key) == data
