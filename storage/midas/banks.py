@@ -56,7 +56,7 @@ def _raise(defect: BankDefect) -> None:
 
 
 def walk_banks(
-    payload: bytes, data_size: int, on_defect: DefectSink = _raise
+    payload: bytes | memoryview, data_size: int, on_defect: DefectSink = _raise
 ) -> tuple[int, list[BankInfo]]:
     """Check the bank structure of a data-event payload; returns (flags, banks).
 
@@ -119,7 +119,7 @@ def walk_banks(
     return flags, banks
 
 
-def decode_banks(payload: bytes, data_size: int) -> tuple[int, dict[str, Bank]]:
+def decode_banks(payload: bytes | memoryview, data_size: int) -> tuple[int, dict[str, Bank]]:
     """Strict decoding: the first defect raises BankDefect; arrays are views on `payload`."""
     flags, infos = walk_banks(payload, data_size)
     banks = {}

@@ -35,7 +35,7 @@ from .format import BOR_ID, EOR_ID, EVENT_HEADER, MESSAGE_ID, PICTURE_ID
 from .gzindex import Fingerprint, GzipAccessIndex
 from .odb import camera_shapes, parse_odb
 from .scan import MAX_EVENT_SIZE, EventHeader, Scanner, name_of, open_binary
-from .stream import InflateSource, IsalGzipSource, PlainSource, detect_compression
+from .stream import Buffer, InflateSource, IsalGzipSource, PlainSource, detect_compression
 
 CHECKPOINT_EVERY = 32 << 20
 #: isal inflates this many times faster than zlib (which indexed_gzip uses): entering at
@@ -50,7 +50,7 @@ class Event:
     header: EventHeader
     banks: dict[str, Bank]
     offset: int
-    payload: bytes = field(repr=False, default=b"")
+    payload: Buffer = field(repr=False, default=b"")
     bank_flags: int = 0
     picture_number: int = -1
     camera_shapes: dict[int, tuple[int, int]] = field(default_factory=dict, repr=False)
@@ -151,7 +151,7 @@ class MidasFile:
         self._used = False
         self._index: EventIndex | None = index
         self._bor: Event | None = None
-        self._eor_payload: bytes | None = None
+        self._eor_payload: Buffer | None = None
         self._first_time: int | None = None
         self._camera_shapes: dict[int, tuple[int, int]] = {}
         self._gz: Any = None  # the access-point reader, opened once per MidasFile
@@ -199,7 +199,7 @@ class MidasFile:
     def _scanner(self, source: Any, **kwargs: Any) -> Scanner:
         return Scanner(source, self.path, max_event_size=self.max_event_size, **kwargs)
 
-    def _event(self, offset: int, header: EventHeader, payload: bytes, picture: int) -> Event:
+    def _event(self, offset: int, header: EventHeader, payload: Buffer, picture: int) -> Event:
         flags, banks = 0, {}
         if header.event_id not in (BOR_ID, EOR_ID, MESSAGE_ID):
             try:

@@ -17,6 +17,7 @@ from typing import IO, Any
 from .errors import MAX_DEFECTS_READ, Defect, MidasFormatError
 from .format import BOR_ID, EOR_ID, EVENT_HEADER, MESSAGE_ID, MIDAS_MAGIC, PICTURE_ID, is_fragment
 from .odb import OdbError, parse_odb
+from .stream import Buffer
 
 #: Ten times a picture of the largest camera: a header claiming more is corrupt, and
 #: reading it would hold that much memory.
@@ -81,8 +82,8 @@ class Scanner:
         self.pictures = first_picture
         self.events = 0
         self.run_number: int | None = None
-        self.bor_payload: bytes | None = None
-        self.eor_payload: bytes | None = None
+        self.bor_payload: Buffer | None = None
+        self.eor_payload: Buffer | None = None
         self.eor_seen = False
         self.file_run = run_from_name(path)
         self.refused: str | None = None
@@ -117,7 +118,7 @@ class Scanner:
         )
         return True
 
-    def __iter__(self) -> Iterator[tuple[int, EventHeader, bytes | None, int]]:
+    def __iter__(self) -> Iterator[tuple[int, EventHeader, Buffer | None, int]]:
         """Yields (offset, header, payload or None, picture number or -1)."""
         try:
             yield from self._walk()
@@ -140,7 +141,7 @@ class Scanner:
             reason = f"{garbage} bytes of garbage after the end of the compressed stream"
             self.defect(self.source.offset, None, reason)
 
-    def _walk(self) -> Iterator[tuple[int, EventHeader, bytes | None, int]]:
+    def _walk(self) -> Iterator[tuple[int, EventHeader, Buffer | None, int]]:
         source = self.source
         first = self.from_start
         last_serial: int | None = None
@@ -187,7 +188,7 @@ class Scanner:
                 self.pictures += 1
             structural = header.event_id in (BOR_ID, EOR_ID, MESSAGE_ID)
             if structural or self.want_payload(header, picture):
-                payload: bytes | None = source.read(header.data_size)
+                payload: Buffer | None = source.read(header.data_size)
                 got = len(payload)
             else:
                 payload = None
@@ -233,7 +234,7 @@ class Scanner:
         return header.event_id < 0x8000 and header.data_size >= 8
 
     def _check_structure(
-        self, offset: int, header: EventHeader, payload: bytes | None, first: bool
+        self, offset: int, header: EventHeader, payload: Buffer | None, first: bool
     ) -> None:
         event_id, serial = header.event_id, header.serial_number
         if first and event_id != BOR_ID:

@@ -43,6 +43,10 @@ _DECOMPRESS_ERRORS: tuple[type[BaseException], ...] = (
     ValueError,
 )
 
+#: What sources' read() returns: bytes, or (IsalGzipSource's large reads) a read-only
+#: memoryview on a numpy buffer. Both give read-only np.frombuffer views.
+Buffer = bytes | memoryview
+
 MAGIC = {
     "gzip": b"\x1f\x8b",
     "lz4": b"\x04\x22\x4d\x18",
