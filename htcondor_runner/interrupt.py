@@ -23,12 +23,13 @@ from . import warm
 EXIT_GRACE_SECONDS = 10.0
 EXIT_STATUS = 128 + signal.SIGINT
 
-_armed = threading.Lock()
+_armed = False
 
 
 def bound_exit_after_interrupt() -> None:
     """Take SIGINT over from Python's default handler (main thread only, and only while
-    nobody else handles it): it still raises ``KeyboardInterrupt``."""
+    nobody else handles it): it still raises ``KeyboardInterrupt``. (A later
+    ``asyncio.run`` then leaves SIGINT to it, as it does for any handler of its own.)"""
     if threading.current_thread() is not threading.main_thread():
         return
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
@@ -36,7 +37,9 @@ def bound_exit_after_interrupt() -> None:
 
 
 def _on_interrupt(signum: int, frame: FrameType | None) -> None:
-    if _armed.acquire(blocking=False):
+    global _armed
+    if not _armed:  # signal handlers run in the main thread, one at a time
+        _armed = True
         try:
             # threading runs its exit hooks last registered first: this one runs before
             # every Prefect drain registered until now.
