@@ -133,7 +133,9 @@ def create_app(
     """The app; ``poster`` defaults to one for the server ``PREFECT_API_URL`` names."""
     settings = settings or get_settings()
     store = store or store_for(settings)
-    poster = poster or EventPoster.from_prefect_settings()
+    poster = poster or EventPoster.from_prefect_settings(
+        timeout=settings.prefect_api_timeout_seconds
+    )
     token = settings.bridge_token.get_secret_value() if settings.bridge_token else None
     bridge = EventBridge(store, token, poster, dedup_seconds)
     draw = _drawer(store)
