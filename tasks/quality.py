@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import io
+import json
 import re
 import uuid
 
@@ -49,17 +50,35 @@ def _reference(reco: RecoOutput, store, picture_shape: list[int] | None) -> dq.R
 
 def _pedestal_monitor(key: str) -> tuple[dq.PedestalMonitor, tuple[int, int]]:
     """The monitoring view and picture shape of the pedestal maps at ``key``, made once
-    per process and content: reprocess-runs judges many runs made with the same maps, and
-    loading and histogramming a LIME map was half of a short run's quality step."""
+    per content: loading and histogramming a LIME map was most of a short run's quality
+    step, and every run made with the same maps needs the same view."""
     store = resources.store()
     return _monitor_of(store.url, key, store.etag(key))
 
 
+def monitor_key(maps_key: str) -> str:
+    """Where the monitoring view of the maps at ``maps_key`` is kept:
+    ``quality/pedestals/<tag>/run<N>/ped-<lineage>.json``."""
+    return f"{keys.QUALITY_PREFIX}{maps_key.removesuffix('.npz')}.json"
+
+
 @functools.lru_cache(maxsize=4)
 def _monitor_of(store_url: str, key: str, etag: str) -> tuple[dq.PedestalMonitor, tuple[int, int]]:
-    """Cached by store, key and etag: new maps under the same key are a new entry."""
-    maps = PedestalMaps.load(io.BytesIO(resources.store().get_bytes(key)))
-    return dq.pedestal_monitor(maps), maps.shape
+    """Kept in the process by store, key and etag (new maps under the same key are a new
+    entry), and in the store for the next process, valid while the maps' etag and the
+    monitoring configuration are those it was made for."""
+    store = resources.store()
+    kept = monitor_key(key)
+    made_for = {"maps_etag": etag, "config": digest(dq.QualityConfig())}
+    if store.exists(kept):
+        doc = json.loads(store.get_bytes(kept))
+        if doc.get("made_for") == made_for:
+            return dq.PedestalMonitor.from_json(doc["monitor"]), tuple(doc["shape"])
+    maps = PedestalMaps.load(io.BytesIO(store.get_bytes(key)))
+    monitor = dq.pedestal_monitor(maps)
+    doc = {"made_for": made_for, "shape": list(maps.shape), "monitor": monitor.to_json()}
+    store.put_bytes(kept, json.dumps(doc, allow_nan=False).encode())
+    return monitor, maps.shape
 
 
 def quality_product(reco: RecoOutput, thresholds: dq.Thresholds) -> Product:

@@ -257,6 +257,34 @@ class PedestalMonitor:
     pedestal_mean: float
     noise_mean: float
 
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready: the histograms as ``cygno.hist/1`` (flow bins included), NaN as null."""
+
+        def number(value: float) -> float | None:
+            return value if np.isfinite(value) else None
+
+        return {
+            "histograms": {name: histogram_to_json(h) for name, h in self.histograms.items()},
+            "pedestal_mean": number(self.pedestal_mean),
+            "noise_mean": number(self.noise_mean),
+        }
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> PedestalMonitor:
+        """Rebuild what :meth:`to_json` wrote; the histograms keep their flow bins, so
+        they serialise again exactly as the ones made from the maps."""
+        histograms = {}
+        for name, data in doc["histograms"].items():
+            h = histogram_from_json(data)
+            flow = h.view(flow=True)
+            flow[0], flow[-1] = data["underflow"], data["overflow"]
+            histograms[name] = h
+
+        def number(value: float | None) -> float:
+            return np.nan if value is None else float(value)
+
+        return cls(histograms, number(doc["pedestal_mean"]), number(doc["noise_mean"]))
+
 
 def pedestal_monitor(pedestal: Any, config: QualityConfig = QualityConfig()) -> PedestalMonitor:
     """The :class:`PedestalMonitor` of maps with ``.mean`` and ``.sigma`` (returned as is

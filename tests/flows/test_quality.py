@@ -5,9 +5,12 @@ alarm event for a run that is not good."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 import time
 import warnings
+
+import pytest
 
 from cygno.deployments.webapp import create_app
 from cygno.events import QUALITY_ALARM
@@ -69,6 +72,37 @@ def test_a_sparking_run_is_flagged_plotted_and_raises_an_alarm(plat):
     process_run(plat.store.uri(run.key))
     time.sleep(1.5)  # three persister flushes
     assert [event["id"] for event in alarms()] == [alarm["id"]]
+
+
+def test_the_pedestal_view_is_kept_for_the_next_process_and_follows_new_maps(plat):
+    import dataclasses
+    import io
+
+    from cygno.reco import quality as dq
+    from cygno.reco.pedestal import PedestalMaps
+    from cygno.tasks.quality import _monitor_of, _pedestal_monitor, monitor_key
+
+    _, run = plat.simulate(runs=1, events=4)
+    process_run(plat.store.uri(run.key))
+    (maps_key,) = [key for key in plat.store.list("pedestals/") if key.endswith(".npz")]
+    kept = json.loads(plat.store.get_bytes(monitor_key(maps_key)))
+    assert kept["made_for"]["maps_etag"] == plat.store.etag(maps_key)
+
+    _monitor_of.cache_clear()  # as in the next flow process
+    monitor, shape = _pedestal_monitor(maps_key)
+    assert list(shape) == kept["shape"]
+    assert dq.PedestalMonitor.from_json(kept["monitor"]).noise_mean == monitor.noise_mean
+
+    maps = PedestalMaps.load(io.BytesIO(plat.store.get_bytes(maps_key)))
+    buffer = io.BytesIO()  # new maps under the same key: the kept view no longer holds
+    dataclasses.replace(maps, sigma=2 * maps.sigma).save(buffer)
+    plat.store.put_bytes(maps_key, buffer.getvalue())
+    _monitor_of.cache_clear()
+    renewed, _ = _pedestal_monitor(maps_key)
+    assert renewed.noise_mean == pytest.approx(2 * monitor.noise_mean)
+    assert json.loads(plat.store.get_bytes(monitor_key(maps_key)))["made_for"]["maps_etag"] == (
+        plat.store.etag(maps_key)
+    )
 
 
 def test_the_reference_is_a_run_of_the_same_geometry_or_none(plat):

@@ -219,6 +219,19 @@ def test_histogram_json_round_trip(files):
     assert histograms["clusters_per_picture"].values().sum() == 400
 
 
+def test_pedestal_monitor_kept_as_json_is_the_one_made_from_the_maps():
+    maps = pedestal()
+    maps.mean[0, :3] = [np.nan, -5.0, 500.0]  # unknown, below and above the range
+    made = quality.pedestal_monitor(maps)
+    kept = quality.PedestalMonitor.from_json(json.loads(json.dumps(made.to_json())))
+    assert kept.histograms.keys() == made.histograms.keys() == {"pedestal_mean", "pedestal_noise"}
+    for name, h in made.histograms.items():
+        assert quality.histogram_to_json(kept.histograms[name]) == quality.histogram_to_json(h)
+    assert quality.histogram_to_json(kept.histograms["pedestal_mean"])["underflow"] == 1
+    assert (kept.pedestal_mean, kept.noise_mean) == (made.pedestal_mean, made.noise_mean)
+    assert quality.summarize(noise_run(), kept) == quality.summarize(noise_run(), maps)
+
+
 def test_statistics_on_known_inputs():
     a = np.array([10, 20, 30, 40])
     assert quality.chi2_ndf(a, a) == (0.0, 3)
