@@ -5,6 +5,7 @@ to the Prefect API is bounded by the settings and fails naming the API's URL."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 
 from prefect import task
@@ -16,6 +17,7 @@ from prefect.client.schemas.filters import (
 )
 from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.client.schemas.sorting import FlowRunSort
+from prefect.runtime import flow_run
 
 from cygno.events import RAW_ARRIVED, raw_file_resource
 from cygno.storage import keys
@@ -118,9 +120,11 @@ def crashed_raw_files(page: int = PAGE) -> list[str]:
 def restart(uris: list[str]) -> int:
     """Start ``process-run`` again for each crashed file (its steps are idempotent, so it
     finishes what the dead run left); a run that keeps crashing is abandoned like one
-    that keeps failing."""
+    that keeps failing. A retry of this task after a lost answer finds the run it
+    already created (the idempotency key names this sentinel run and the file)."""
     catalog = resources.catalog()
     started = 0
+    sentinel_run = flow_run.get_id() or uuid.uuid4().hex  # outside a flow: each call anew
     with resources.prefect_client() as client:
         deployment = client.read_deployment_by_name(PROCESS_RUN) if uris else None
         for uri in uris:
@@ -130,6 +134,10 @@ def restart(uris: list[str]) -> int:
             )
             if failure.abandoned:
                 continue
-            client.create_flow_run_from_deployment(deployment.id, parameters={"raw_uri": uri})
+            client.create_flow_run_from_deployment(
+                deployment.id,
+                parameters={"raw_uri": uri},
+                idempotency_key=f"sentinel-restart/{sentinel_run}/{uri}",
+            )
             started += 1
     return started

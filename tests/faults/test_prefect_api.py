@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 import boto3
 import pytest
 import yaml
+from prefect import flow
 from prefect.client.orchestration import get_client
 from prefect.settings import PREFECT_API_URL, temporary_settings
 from prefect.states import Crashed
@@ -171,13 +172,19 @@ def test_the_sentinel_finds_a_crashed_run_beyond_the_first_page(plat):
     assert sorted(ours) == sorted(r.id for r in runs)  # each once, none missed
 
     assert uris[-1] in tasks.crashed_raw_files.fn(page=3)
-    assert tasks.restart.fn([uris[-1]]) == 1
+
+    @flow
+    def sentinel_retrying_restart(uri: str) -> list[int]:
+        """A retry of restart in the same sentinel run (as after a lost answer)."""
+        return [tasks.restart.fn([uri]), tasks.restart.fn([uri])]
+
+    assert sentinel_retrying_restart(uris[-1]) == [1, 1]
     with get_client(sync_client=True) as client:
         again = [
             r
             for r in tasks.process_runs_since(client, since)
             if (r.parameters or {}).get("raw_uri") == uris[-1]
         ]
-    assert len(again) == 2 and again[-1].deployment_id == deployment_id
+    assert len(again) == 2 and again[-1].deployment_id == deployment_id  # started once
     (failure,) = plat.catalog.failures()
     assert (failure.run, failure.step) == (906, "process-run")
