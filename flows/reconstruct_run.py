@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from prefect.futures import PrefectFuture
 from prefect.task_runners import TaskRunner
+from prefect.utilities.annotations import quote
 
 from cygno.reco.config import RecoConfig, reco_version
 from cygno.tasks.models import ChunkOutput, Pedestal, RawFile, RecoOutput
@@ -44,9 +45,10 @@ class Reconstruction:
         """Wait for the chunks, merge them and record the output (None for a pedestal run)."""
         if self.chunks is None:
             return self.done
-        outputs = [future.result() for future in self.chunks]
         version = reco_version(self.config)
-        return register_reco(merge_reco(self.raw, outputs, version, self.pedestal), self.config)
+        # quoted: the merge starts now and appends each chunk as it is done
+        merged = merge_reco(self.raw, quote(self.chunks), version, self.pedestal)
+        return register_reco(merged, self.config)
 
 
 def start_reconstruction(

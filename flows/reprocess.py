@@ -20,6 +20,7 @@ from prefect import flow
 from prefect.futures import PrefectFuture, wait
 from prefect.states import Completed, Failed
 from prefect.task_runners import ThreadPoolTaskRunner
+from prefect.utilities.annotations import quote
 
 from cygno.flows.reconstruct_run import start_reconstruction
 from cygno.reco.config import reco_version as version_of
@@ -71,7 +72,7 @@ def reprocess(
                 judged[raw.run] = None
                 continue
             chunks[-1] = started.chunks
-            merged = merge_reco.submit(raw, started.chunks, version, started.pedestal)
+            merged = merge_reco.submit(raw, quote(started.chunks), version, started.pedestal)
             registered = register_reco.submit(merged, config)
             judged[raw.run] = quality.submit(registered, trends=False)  # trends: at the end
         wait([future for future in judged.values() if future is not None])

@@ -12,7 +12,6 @@ temporary name in the target directory, then renamed.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import uuid
@@ -26,7 +25,7 @@ import uproot
 
 from cygno.reco import slowcontrol
 from cygno.reco.features import BRANCHES, INT_BRANCHES, REDPIX_BRANCHES, REDPIX_INDEX
-from cygno.reco.pmt import merge_pmt
+from cygno.reco.pmt import PMTTrees, append_pmt
 from cygno.reco.treetypes import list_of_records
 
 TREE = "Events"
@@ -216,45 +215,96 @@ def _first_event(tree: Any) -> int:
     return int(tree["event"].array(entry_stop=1, library="np")[0])
 
 
+class ChunkMerger:
+    """Concatenates the chunk files of one run into one file, each chunk decoded and
+    appended when it is added (in event order), so a run's first chunks are merged
+    while its last ones still run; ``close`` writes the parameters and publishes.
+
+    Reco_params is taken from the chunks (which must agree on the reco version and
+    input); its ``events`` range becomes the union of the chunks' ranges.
+    """
+
+    def __init__(self, out: str | os.PathLike, step: int = 200):
+        self.out = Path(out)
+        self.step = step
+        self._writer: RecoWriter | None = None
+        self._pmt: PMTTrees | None = None
+        self._first: Path | None = None
+        self._last_event = -1
+        self._ranges: list[Any] = []
+
+    def add(self, path: str | os.PathLike) -> None:
+        """Append one chunk file; its pictures must follow those already added."""
+        with uproot.open(path) as f:  # its trees' metadata (hundreds of branches) read once
+            params = json.loads(str(f[PARAMS_JSON]))
+            tree = f[TREE]
+            if self._writer is None:
+                self._first = Path(path)
+                self._writer = RecoWriter(self.out, params, _cluster_fields(tree))
+                self._pmt = PMTTrees(self._writer.file)
+            else:
+                for key in ("reco_version", "input_uri", "input_adler32", "config"):
+                    if params.get(key) != self._writer.params.get(key):
+                        raise ValueError(
+                            f"{path}: {key} differs from {self._first}, refusing to merge"
+                        )
+            first = _first_event(tree)
+            if 0 <= first <= self._last_event:
+                raise ValueError(f"{path}: picture {first} added after {self._last_event}")
+            self._ranges.append(params.get("events"))
+            for data in _chunk_arrays(tree, self._writer.cluster_fields, self.step):
+                self._writer.extend_arrays(data)
+                if len(data["event"]):
+                    self._last_event = int(data["event"][-1])
+            append_pmt(f, self._pmt)
+
+    def close(self) -> Path:
+        if self._writer is None:
+            raise ValueError("nothing to merge")
+        ranges = self._ranges
+        self._writer.params["events"] = (
+            [min(r[0] for r in ranges), max(r[1] for r in ranges)]
+            if all(r is not None for r in ranges)
+            else None
+        )
+        return self._writer.close()
+
+    def abort(self) -> None:
+        if self._writer is not None:
+            self._writer.abort()
+
+    def __enter__(self) -> ChunkMerger:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def _cluster_fields(tree: Any) -> dict[str, str]:
+    return {
+        k: str(np.dtype(tree[k].interpretation.content.to_dtype))
+        for k in tree.keys(filter_name="sc_*")
+    }
+
+
+def _first_event_of(path: Path) -> int:
+    with uproot.open(path) as f:
+        return _first_event(f[TREE])
+
+
 def merge(
     chunk_files: Iterable[str | os.PathLike],
     out: str | os.PathLike,
     step: int = 200,
 ) -> Path:
-    """Concatenate chunk files of one run into one file, in event order (no hadd).
-
-    Reco_params is taken once, from the chunks (which must agree on the reco version
-    and input); its ``events`` range becomes the union of the chunks' ranges. Each chunk
-    is opened, and its trees' metadata (hundreds of branches) read, once.
-    """
-    with contextlib.ExitStack() as stack:
-        opened = [(Path(p), stack.enter_context(uproot.open(p))) for p in chunk_files]
-        if not opened:
-            raise ValueError("nothing to merge")
-        chunks = sorted(
-            ((path, f, f[TREE]) for path, f in opened), key=lambda chunk: _first_event(chunk[2])
-        )
-        params_all = [json.loads(str(f[PARAMS_JSON])) for _, f, _ in chunks]
-        params = dict(params_all[0])
-        for other, (path, _, _) in zip(params_all[1:], chunks[1:], strict=True):
-            for key in ("reco_version", "input_uri", "input_adler32", "config"):
-                if other.get(key) != params.get(key):
-                    raise ValueError(
-                        f"{path}: {key} differs from {chunks[0][0]}, refusing to merge"
-                    )
-        ranges = [p.get("events") for p in params_all]
-        if all(r is not None for r in ranges):
-            params["events"] = [min(r[0] for r in ranges), max(r[1] for r in ranges)]
-        else:
-            params["events"] = None
-        first = chunks[0][2]
-        cluster_fields = {
-            k: str(np.dtype(first[k].interpretation.content.to_dtype))
-            for k in first.keys(filter_name="sc_*")
-        }
-        with RecoWriter(out, params, cluster_fields) as writer:
-            for _, _, tree in chunks:
-                for data in _chunk_arrays(tree, cluster_fields, step):
-                    writer.extend_arrays(data)
-            merge_pmt([f for _, f, _ in chunks], writer.file)
+    """Concatenate chunk files of one run into one file, in event order (no hadd)."""
+    files = sorted((Path(p) for p in chunk_files), key=_first_event_of)
+    if not files:
+        raise ValueError("nothing to merge")
+    with ChunkMerger(out, step) as merger:
+        for path in files:
+            merger.add(path)
     return Path(out)

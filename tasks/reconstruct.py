@@ -7,11 +7,14 @@ import hashlib
 import math
 import sys
 import tempfile
+from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 
 from prefect import task
+from prefect.cache_policies import NO_CACHE
 from prefect.context import TaskRunContext
+from prefect.futures import PrefectFuture
 from prefect.tasks import exponential_backoff
 
 from cygno.htcondor_runner import HTCondorTaskRunner, RunnerOptions
@@ -22,6 +25,7 @@ from cygno.storage.lineage import Product, is_done, lineage
 from cygno.storage.midas import EventIndex, MidasFile
 from cygno.tasks import jobs, resources
 from cygno.tasks.models import Chunk, ChunkOutput, Pedestal, RawFile, RecoOutput
+from cygno.tasks.retry import retry_unless
 
 #: What a local chunk job takes from the flow's environment (when set): the kernel cache
 #: of this host. A pool job gets none of it (the path means nothing on an execute node;
@@ -152,26 +156,62 @@ reconstruct_chunk = task(
 )
 
 
+class ChunkFailed(RuntimeError):
+    """A chunk of the run failed (after its own retries): merging again will not help."""
+
+
+def _chunk_result(chunk: ChunkOutput | PrefectFuture[ChunkOutput]) -> ChunkOutput:
+    if not isinstance(chunk, PrefectFuture):
+        return chunk
+    try:
+        return chunk.result()
+    except Exception as error:
+        raise ChunkFailed(f"a chunk of the run failed: {error}") from error
+
+
 @task(
     name="merge-reco",
     retries=2,
     retry_delay_seconds=exponential_backoff(backoff_factor=5),
+    retry_condition_fn=retry_unless(ChunkFailed),
     timeout_seconds=3600,
+    cache_policy=NO_CACHE,  # nothing to find again: its inputs are megabytes of chunk bytes
 )
 def merge_reco(
-    raw: RawFile, outputs: list[ChunkOutput], version: str, pedestal: Pedestal
+    raw: RawFile,
+    chunks: Sequence[ChunkOutput | PrefectFuture[ChunkOutput]],
+    version: str,
+    pedestal: Pedestal,
 ) -> RecoOutput:
     """Concatenate the chunks in event order into reco/<version>/<tag>/reco_runNNNNN.root.
 
-    One chunk is the run's file as it stands (the same trees, values and parameters a
-    merge would write): it is stored without decoding it again."""
+    ``chunks`` may be the chunk tasks' futures, in chunk order and quoted
+    (``quote(futures)``, so Prefect does not wait for them before starting this task):
+    each chunk is then decoded and appended as soon as it and those before it are done,
+    the first chunks merged while the last still run. One chunk is the run's file as it
+    stands (the same trees, values and parameters a merge would write): it is stored
+    without decoding it again.
+    """
     store = resources.store()
     product = reco_product(raw, version, pedestal)
     key = product.key
-    if len(outputs) == 1:
+    if not isinstance(chunks[0], PrefectFuture):
+        chunks = sorted(chunks, key=lambda o: o.chunk.start)
+    outputs = []
+    if len(chunks) == 1:
+        outputs.append(_chunk_result(chunks[0]))
         store.put_bytes(key, outputs[0].root)
     else:
-        _merge_into(store, key, outputs)
+        with tempfile.TemporaryDirectory(prefix="cygno-merge-") as tmp:
+            merged = Path(tmp) / "merged.root"
+            with rootio.ChunkMerger(merged) as merger:
+                for chunk in chunks:
+                    outputs.append(_chunk_result(chunk))
+                    part = Path(tmp) / f"chunk_{outputs[-1].chunk.start:06d}.root"
+                    part.write_bytes(outputs[-1].root)
+                    merger.add(part)
+                    part.unlink()
+            store.put_file(merged, key)
     events = sum(o.pictures - o.vetoed for o in outputs)
     clusters = sum(o.clusters for o in outputs)
     seconds = tuple(o.seconds for o in outputs)
@@ -187,17 +227,6 @@ def merge_reco(
         seconds,
         product.lineage,
     )
-
-
-def _merge_into(store, key: str, outputs: list[ChunkOutput]) -> None:
-    """Several chunks: decoded and written again as one file (rootio.merge)."""
-    with tempfile.TemporaryDirectory(prefix="cygno-merge-") as tmp:
-        parts = []
-        for output in sorted(outputs, key=lambda o: o.chunk.start):
-            part = Path(tmp) / f"chunk_{output.chunk.start:06d}.root"
-            part.write_bytes(output.root)
-            parts.append(part)
-        store.put_file(rootio.merge(parts, Path(tmp) / "merged.root"), key)
 
 
 @task(

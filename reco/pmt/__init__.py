@@ -1,13 +1,13 @@
 """PMT waveform reconstruction: the digitizer banks of each picture → ``PMT_Events``.
 
 Runs inside the picture loop of `cygno.reco.reconstruct.reconstruct_file` (same chunk
-jobs, no second pass over the raw file); `cygno.reco.rootio.merge` carries the trees
+jobs, no second pass over the raw file); `cygno.reco.rootio.ChunkMerger` carries the trees
 into the run's file.
 """
 
 from cygno.reco.pmt.event import PMTColumns, PMTReconstructor
 from cygno.reco.pmt.params import PMTParams
-from cygno.reco.pmt.tree import AVG_TREE, PMT_TREE, PMTStage, PMTTrees, merge_pmt
+from cygno.reco.pmt.tree import AVG_TREE, PMT_TREE, PMTStage, PMTTrees, append_pmt
 
 __all__ = [
     "AVG_TREE",
@@ -17,5 +17,5 @@ __all__ = [
     "PMTReconstructor",
     "PMTStage",
     "PMTTrees",
-    "merge_pmt",
+    "append_pmt",
 ]

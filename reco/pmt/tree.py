@@ -145,11 +145,8 @@ def _chunk_data(source: Any, name: str, step: int) -> Iterable[dict[str, Any]]:
         yield data
 
 
-def merge_pmt(chunks: Iterable[Any], file: Any, step: int = 2000) -> None:
-    """Append the PMT trees of the chunk files (open ``uproot`` files, in the given
-    order) to the open `file`."""
-    trees = PMTTrees(file)
-    for source in chunks:
-        for name in TREES:
-            for data in _chunk_data(source, name, step):
-                trees.extend(name, data)
+def append_pmt(source: Any, trees: PMTTrees, step: int = 2000) -> None:
+    """Append the PMT trees of one chunk file (an open ``uproot`` file) to ``trees``."""
+    for name in TREES:
+        for data in _chunk_data(source, name, step):
+            trees.extend(name, data)
