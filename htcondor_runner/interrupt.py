@@ -8,7 +8,9 @@ stopped) a flow process stopped with Ctrl+C, or with the SIGINT a Prefect worker
 forwards when it is stopped, never ends, and its idle warm workers, ended at ``atexit``,
 live on with it. Once SIGINT has arrived, the exit ends the idle warm workers first and
 gives Prefect's drains ``EXIT_GRACE_SECONDS``: what the API has not taken by then is
-lost, and the process ends with status 130, as an interrupted command does.
+lost, and the process ends with status 130, as an interrupted command does. A drain
+that registers itself after the SIGINT would run before that hook, so a watchdog started
+at the SIGINT ends the process after ``WATCHDOG_SECONDS`` in any case.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from types import FrameType
 from . import warm
 
 EXIT_GRACE_SECONDS = 10.0
+#: From the first SIGINT to the end of the process, whatever runs meanwhile.
+WATCHDOG_SECONDS = 3 * EXIT_GRACE_SECONDS
 EXIT_STATUS = 128 + signal.SIGINT
 
 _armed = False
@@ -46,20 +50,26 @@ def _on_interrupt(signum: int, frame: FrameType | None) -> None:
             threading._register_atexit(_exit_within_grace)  # type: ignore[attr-defined]
         except RuntimeError:  # the interpreter is exiting already
             _exit_within_grace()
+        _start_timer(WATCHDOG_SECONDS)
     signal.default_int_handler(signum, frame)
 
 
 def _exit_within_grace() -> None:
     warm.POOL.close()
-    timer = threading.Timer(EXIT_GRACE_SECONDS, _end_now)
+    _start_timer(EXIT_GRACE_SECONDS)
+
+
+def _start_timer(seconds: float) -> None:
+    timer = threading.Timer(seconds, _end_now, args=(seconds,))
     timer.daemon = True
     timer.start()
 
 
-def _end_now() -> None:
+def _end_now(seconds: float) -> None:
+    warm.POOL.close()
     os.write(
         2,
         f"htcondor_runner: the Prefect API did not take the last logs and events within"
-        f" {EXIT_GRACE_SECONDS:.0f} s of Ctrl+C; exiting without them\n".encode(),
+        f" {seconds:.0f} s of Ctrl+C; exiting without them\n".encode(),
     )
     os._exit(EXIT_STATUS)
