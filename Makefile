@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # numba kernels compiled into the on-disk cache; again whenever a kernel's source changes
 KERNELS := $(VENV)/.kernels
 
-.PHONY: venv test test-e2e demo bench lint clean
+.PHONY: venv test demo bench lint clean
 
 venv: $(STAMP) $(KERNELS)
 
@@ -28,10 +28,6 @@ test: venv
 
 demo: venv
 	$(BIN)/cygno demo
-
-# Whole-stack operability runs, minutes each and sensitive to a loaded machine: one at a time.
-test-e2e: venv
-	$(BIN)/python -m pytest -q -m e2e
 
 bench: venv
 	$(BIN)/python -m pytest -q -m bench -s tests/benchmarks
