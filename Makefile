@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # numba kernels compiled into the on-disk cache; again whenever a kernel's source changes
 KERNELS := $(VENV)/.kernels
 
-.PHONY: venv test demo bench lint clean
+.PHONY: venv test test-stress demo bench lint clean
 
 venv: $(STAMP) $(KERNELS)
 
@@ -28,6 +28,10 @@ test: venv
 
 demo: venv
 	$(BIN)/cygno demo
+
+# Cases not yet reliable inside the whole suite (each says why), run on their own.
+test-stress: venv
+	$(BIN)/python -m pytest -q -m stress
 
 bench: venv
 	$(BIN)/python -m pytest -q -m bench -s tests/benchmarks
